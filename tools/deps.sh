@@ -9,7 +9,7 @@ PKGS=(
   libopus-dev libsoxr-dev libcjson-dev
   libcurl4-openssl-dev libwebsockets-dev libwebsockets-evlib-uv
   libsodium-dev libuv1-dev libssl-dev
-  libpocketsphinx-dev pocketsphinx-en-us pocketsphinx-testdata
+  libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   libespeak-ng-dev espeak-ng-data flite1-dev
 )
 # Extra packages for CI-only jobs (sanitizer runtime for clang builds).
