@@ -19,10 +19,12 @@ build: deps
 run: build
 	./$(BUILD)/kameko $(ARGS)
 
-# Every test: the normal build, then the sanitizer build.
+# Every test: the normal build, then the sanitizer build, then each fuzz target briefly.
+FUZZ_SECONDS ?= 15
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory fuzz
 
 test-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKMK_SANITIZE=ON $(CMAKE_ARGS) >/dev/null

@@ -11,6 +11,7 @@ PKGS=(
   libsodium-dev libuv1-dev libssl-dev
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   libespeak-ng-dev espeak-ng-data flite1-dev
+  clang libclang-rt-14-dev
 )
 # Extra packages for CI-only jobs (sanitizer runtime for clang builds).
 if [ "${KMK_DEPS_EXTRA:-}" != "" ]; then
