@@ -1,0 +1,155 @@
+/* dave.h - DAVE (Discord audio/video end-to-end encryption, protocol version 1) media layer:
+ * per-sender keys from the MLS exporter, the per-sender hash ratchet, and Opus frame encryption
+ * and decryption with an 8-byte truncated AES-128-GCM tag, ULEB128 nonce, supplemental size and
+ * the 0xFAFA marker. Also the displayable voice privacy code.
+ *
+ * Threading: an encryptor or decryptor belongs to one thread at a time (the voice loop); the
+ * functions keep no global state. Time is passed in by the caller (now_ms, any monotonic clock) so
+ * tests are deterministic.
+ * Ownership: structs are caller-allocated (stack or heap) and hold no heap memory; *_wipe
+ * clears their secrets and must be called when done. Buffers passed in are borrowed.
+ * Errors are negative ints (KMK_DAVE_ERR_*); 0 is success.
+ */
+#ifndef KAMEKO_DAVE_H
+#define KAMEKO_DAVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+  KMK_DAVE_OK = 0,
+  KMK_DAVE_ERR_DECODE = -1,        /* malformed encrypted frame */
+  KMK_DAVE_ERR_CRYPTO = -3,        /* OpenSSL failure */
+  KMK_DAVE_ERR_VERIFY = -5,        /* tag did not verify with any known key */
+  KMK_DAVE_ERR_ARG = -7,           /* bad argument, or output buffer too small */
+  KMK_DAVE_ERR_REPLAY = -20,       /* nonce already seen or older than the missing window */
+  KMK_DAVE_ERR_NOT_ENCRYPTED = -21,/* no 0xFAFA marker: plaintext frame (caller's policy) */
+  KMK_DAVE_ERR_NO_KEY = -22,       /* no key: generation expired, too far ahead, or none set */
+};
+
+#define KMK_DAVE_KEY_LEN 16
+#define KMK_DAVE_TAG_LEN 8
+#define KMK_DAVE_BASE_LEN 16                 /* exporter output per sender */
+#define KMK_DAVE_MAX_OVERHEAD (8 + 5 + 1 + 2) /* tag + ULEB128(u32) + size byte + marker */
+#define KMK_DAVE_MAX_GENERATION_GAP 250      /* generations a receiver will ratchet ahead */
+#define KMK_DAVE_MAX_MISSING_NONCES 1000     /* bounded missing-nonce window per ratchet */
+#define KMK_DAVE_KEY_CACHE 8                 /* generation keys retained per ratchet */
+#define KMK_DAVE_GEN_EXPIRY_MS 10000         /* an old generation's key lives 10 s */
+#define KMK_DAVE_TRANSITION_EXPIRY_MS 10000  /* an old epoch's ratchet lives 10 s */
+#define KMK_DAVE_MAX_RATCHETS 4              /* ratchets (epochs) a decryptor keeps at once */
+
+const char *kmk_dave_strerror(int err);
+
+/* Per-sender base secret: MLS-Exporter("Discord Secure Frames v0", user id u64 little-endian,
+ * 16) from the epoch's exporter secret (32 bytes). */
+int kmk_dave_sender_base_secret(const uint8_t exporter_secret[32], uint64_t user_id,
+                                uint8_t out[KMK_DAVE_BASE_LEN]);
+
+/* ---------- hash ratchet (one per sender per epoch) ---------- */
+typedef struct kmk_dave_key_slot {
+  uint32_t generation;
+  int used;
+  uint64_t expires_ms; /* 0 = no expiry (the newest generation) */
+  uint8_t key[KMK_DAVE_KEY_LEN];
+} kmk_dave_key_slot;
+
+typedef struct kmk_dave_ratchet {
+  uint8_t secret[32]; /* chain secret of generation next_gen */
+  size_t secret_len;  /* 16 for the base secret, 32 afterwards */
+  uint32_t next_gen;
+  int valid;
+  kmk_dave_key_slot cache[KMK_DAVE_KEY_CACHE];
+} kmk_dave_ratchet;
+
+int kmk_dave_ratchet_init(kmk_dave_ratchet *r, const uint8_t *base, size_t base_len);
+/* key for a generation: key = ExpandWithLabel(s_g, "key", u32be(g), 16); s_{g+1} =
+ * ExpandWithLabel(s_g, "secret", u32be(g), 32). Generations already ratcheted past and no longer
+ * cached give KMK_DAVE_ERR_NO_KEY. */
+int kmk_dave_ratchet_get(kmk_dave_ratchet *r, uint32_t generation, uint8_t key[KMK_DAVE_KEY_LEN]);
+void kmk_dave_ratchet_forget_below(kmk_dave_ratchet *r, uint32_t generation);
+void kmk_dave_ratchet_wipe(kmk_dave_ratchet *r);
+
+/* ---------- sender ---------- */
+typedef struct kmk_dave_encryptor {
+  kmk_dave_ratchet ratchet;
+  uint64_t counter; /* frames sent with this ratchet; truncated nonce = low 32 bits */
+  uint32_t gen;
+  int have_key;
+  uint8_t key[KMK_DAVE_KEY_LEN];
+} kmk_dave_encryptor;
+
+void kmk_dave_encryptor_init(kmk_dave_encryptor *e);
+/* New epoch: our own base secret. Resets the nonce counter. */
+int kmk_dave_encryptor_set_key(kmk_dave_encryptor *e, const uint8_t *base, size_t base_len);
+/* Encrypts one Opus frame. The silence frame F8 FF FE is copied through unencrypted. out_cap must
+ * be at least len + KMK_DAVE_MAX_OVERHEAD. */
+int kmk_dave_encrypt_opus(kmk_dave_encryptor *e, const uint8_t *frame, size_t len, uint8_t *out,
+                          size_t out_cap, size_t *out_len);
+/* Same with an explicit truncated nonce (tests; frames must never reuse a nonce). */
+int kmk_dave_encrypt_opus_nonce(kmk_dave_encryptor *e, uint32_t nonce, const uint8_t *frame,
+                                size_t len, uint8_t *out, size_t out_cap, size_t *out_len);
+void kmk_dave_encryptor_wipe(kmk_dave_encryptor *e);
+
+/* ---------- receiver (one per remote sender) ---------- */
+typedef struct kmk_dave_rx_ratchet {
+  kmk_dave_ratchet ratchet;
+  int used;
+  uint64_t seq;        /* order of installation; the highest is tried first */
+  uint64_t expires_ms; /* 0 = current epoch */
+  int have_newest;
+  uint64_t newest_nonce; /* "big" nonce: (wrapped generation << 24) | low 24 bits */
+  uint32_t oldest_gen, newest_gen;
+  uint64_t missing[KMK_DAVE_MAX_MISSING_NONCES]; /* missing big nonces, ascending */
+  size_t missing_count;
+} kmk_dave_rx_ratchet;
+
+typedef struct kmk_dave_decryptor {
+  kmk_dave_rx_ratchet slots[KMK_DAVE_MAX_RATCHETS];
+  uint64_t next_seq;
+  uint32_t failures; /* consecutive decrypt failures (discord.js re-initialises after 36) */
+} kmk_dave_decryptor;
+
+void kmk_dave_decryptor_init(kmk_dave_decryptor *d);
+/* New epoch: the sender's base secret. Older ratchets expire TRANSITION_EXPIRY_MS after now_ms;
+ * when all slots are in use the oldest is dropped. */
+int kmk_dave_decryptor_set_key(kmk_dave_decryptor *d, const uint8_t *base, size_t base_len,
+                               uint64_t now_ms);
+/* Decrypts one frame into out (out_cap >= len suffices). Silence F8 FF FE is copied through;
+ * a frame without the marker gives KMK_DAVE_ERR_NOT_ENCRYPTED and leaves out untouched. */
+int kmk_dave_decrypt_opus(kmk_dave_decryptor *d, const uint8_t *frame, size_t len, uint8_t *out,
+                          size_t out_cap, size_t *out_len, uint64_t now_ms);
+void kmk_dave_decryptor_wipe(kmk_dave_decryptor *d);
+
+/* ---------- frame syntax helpers (exposed for tests and fuzzing) ---------- */
+size_t kmk_dave_uleb128_write(uint64_t v, uint8_t out[10]);
+/* Reads at p[0..n); returns bytes used or 0 on malformed / overflowing input. */
+size_t kmk_dave_uleb128_read(const uint8_t *p, size_t n, uint64_t *v);
+
+/* Parsed trailer of an encrypted frame. Ranges are unencrypted (offset, size) spans of the
+ * body, in order and non-overlapping. */
+#define KMK_DAVE_MAX_RANGES 16
+typedef struct kmk_dave_frame_info {
+  size_t body_len; /* bytes before the tag */
+  const uint8_t *tag;
+  uint32_t nonce;
+  size_t n_ranges;
+  uint64_t range_off[KMK_DAVE_MAX_RANGES], range_len[KMK_DAVE_MAX_RANGES];
+} kmk_dave_frame_info;
+
+int kmk_dave_frame_parse(const uint8_t *frame, size_t len, kmk_dave_frame_info *info);
+
+/* ---------- voice privacy code ---------- */
+/* Discord's displayable code: for every group of `group` digits take `group` bytes of data as a
+ * big-endian integer modulo 10^group, zero-padded. The voice privacy code is 30 digits in groups
+ * of 5 from the epoch authenticator. out must hold digits + 1 bytes. */
+int kmk_dave_displayable_code(const uint8_t *data, size_t len, size_t digits, size_t group,
+                              char *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
