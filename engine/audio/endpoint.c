@@ -1,0 +1,270 @@
+/* endpoint.c - the per-speaker endpointer state machine (see endpoint.h for the diagram).
+ *
+ * Owns: the pre-roll ring, the growing utterance buffer and the finished utterance until the
+ * caller takes it. Thread: one owner thread per endpointer; no I/O, no clock.
+ */
+#include "kameko/endpoint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kameko/audio.h"
+#include "kameko/ring.h"
+
+#define SPMS (KMK_AUDIO_RATE / 1000) /* samples per ms */
+
+struct kmk_endpoint {
+  kmk_endpoint_params p;
+  int min_frames, end_frames;   /* thresholds in frames */
+  size_t preroll, tail, max_len; /* in samples */
+  kmk_endpoint_state state;
+  uint64_t pos;       /* start sample of the next frame */
+  uint64_t prev_end;  /* end sample of the previous utterance: pre-roll never reaches before it */
+  kmk_ring ring;      /* last preroll samples, for the pre-roll */
+  int16_t *utt;       /* current utterance (from utt_start), grows up to max_len */
+  size_t utt_len, utt_cap;
+  uint64_t utt_start;
+  uint64_t voiced_start, last_voiced_end;
+  int voiced_frames, silence_frames;
+  int16_t *done;      /* finished utterance not yet taken */
+};
+
+void kmk_endpoint_params_default(kmk_endpoint_params *p) {
+  p->min_speech_ms = 250;
+  p->end_silence_ms = 1000;
+  p->preroll_ms = 300;
+  p->max_utterance_ms = 30000;
+  p->tail_ms = 100;
+}
+
+kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *in) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_default(&p);
+  if (in) {
+    if (in->min_speech_ms > 0) p.min_speech_ms = in->min_speech_ms;
+    if (in->end_silence_ms > 0) p.end_silence_ms = in->end_silence_ms;
+    if (in->preroll_ms >= 0) p.preroll_ms = in->preroll_ms;
+    if (in->max_utterance_ms > 0) p.max_utterance_ms = in->max_utterance_ms;
+    if (in->tail_ms >= 0) p.tail_ms = in->tail_ms;
+  }
+  if (p.tail_ms > p.end_silence_ms) p.tail_ms = p.end_silence_ms;
+  /* The utterance must be able to hold pre-roll + min speech + one more frame. */
+  if (p.preroll_ms > 10000 || p.max_utterance_ms < p.min_speech_ms + p.preroll_ms + 20 ||
+      p.max_utterance_ms > 600000)
+    return NULL;
+  kmk_endpoint *ep = calloc(1, sizeof *ep);
+  if (!ep) return NULL;
+  ep->p = p;
+  ep->min_frames = (p.min_speech_ms + 9) / 10;
+  ep->end_frames = (p.end_silence_ms + 9) / 10;
+  ep->preroll = (size_t)p.preroll_ms * SPMS;
+  ep->tail = (size_t)p.tail_ms * SPMS;
+  ep->max_len = (size_t)p.max_utterance_ms * SPMS;
+  if (kmk_ring_init(&ep->ring, ep->preroll ? ep->preroll : 1) < 0) {
+    free(ep);
+    return NULL;
+  }
+  return ep;
+}
+
+void kmk_endpoint_free(kmk_endpoint *ep) {
+  if (!ep) return;
+  kmk_ring_free(&ep->ring);
+  free(ep->utt);
+  free(ep->done);
+  free(ep);
+}
+
+/* The finished utterance of the previous call was not taken: recycle or drop it. */
+static void recycle_done(kmk_endpoint *ep) {
+  if (!ep->done) return;
+  if (!ep->utt) {
+    ep->utt = ep->done;
+    ep->utt_cap = 0; /* unknown after hand-out; realloc on first append */
+  } else {
+    free(ep->done);
+  }
+  ep->done = NULL;
+}
+
+/* Makes room for `need` samples in the utterance buffer (grows by doubling, capped). */
+static int reserve(kmk_endpoint *ep, size_t need) {
+  if (need <= ep->utt_cap) return 0;
+  size_t cap = ep->utt_cap ? ep->utt_cap : (size_t)KMK_AUDIO_RATE;
+  while (cap < need) cap *= 2;
+  if (cap > ep->max_len) cap = ep->max_len;
+  if (cap < need) return KMK_AUDIO_ENOMEM;
+  int16_t *u = realloc(ep->utt, cap * sizeof *u);
+  if (!u) return KMK_AUDIO_ENOMEM;
+  ep->utt = u;
+  ep->utt_cap = cap;
+  return 0;
+}
+
+static int append(kmk_endpoint *ep, const int16_t *s, size_t n) {
+  if (reserve(ep, ep->utt_len + n) < 0) return KMK_AUDIO_ENOMEM;
+  memcpy(ep->utt + ep->utt_len, s, n * sizeof *s);
+  ep->utt_len += n;
+  return 0;
+}
+
+/* Hands the utterance [utt_start, utt_start + len) out as a SPEECH_END event. */
+static int emit_end(kmk_endpoint *ep, size_t len, int forced, kmk_endpoint_event *ev) {
+  if (len > ep->utt_len) len = ep->utt_len;
+  ev->type = KMK_EP_SPEECH_END;
+  ev->start_sample = ep->utt_start;
+  ev->length = len;
+  ev->pcm = ep->utt;
+  ev->forced = forced;
+  ep->done = ep->utt;
+  ep->utt = NULL;
+  ep->utt_len = ep->utt_cap = 0;
+  ep->prev_end = ep->utt_start + len;
+  ep->state = KMK_EP_SILENCE;
+  return 1;
+}
+
+static int emit_discard(kmk_endpoint *ep, kmk_endpoint_event *ev) {
+  ev->type = KMK_EP_DISCARD;
+  ev->start_sample = ep->voiced_start;
+  ev->length = ep->last_voiced_end - ep->voiced_start;
+  ev->pcm = NULL;
+  ev->forced = 0;
+  ep->utt_len = 0;
+  ep->state = KMK_EP_SILENCE;
+  return 1;
+}
+
+static int emit_start(kmk_endpoint *ep, kmk_endpoint_event *ev) {
+  ev->type = KMK_EP_SPEECH_START;
+  ev->start_sample = ep->utt_start;
+  ev->length = 0;
+  ev->pcm = NULL;
+  ev->forced = 0;
+  ep->state = KMK_EP_SPEECH;
+  return 1;
+}
+
+int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_result *vr,
+                         kmk_endpoint_event *ev) {
+  if (!ep || !frame || !vr || !ev) return KMK_AUDIO_EINVAL;
+  recycle_done(ep);
+  memset(ev, 0, sizeof *ev);
+  const uint64_t pos = ep->pos, end = pos + KMK_VAD_FRAME;
+  const int speech = vr->is_speech != 0;
+  int ret = 0, rc = 0;
+  switch (ep->state) {
+    case KMK_EP_SILENCE:
+      if (!speech) break;
+      {
+        uint64_t room = pos - ep->prev_end;
+        size_t n = ep->preroll < room ? ep->preroll : (size_t)room;
+        n = kmk_ring_size(&ep->ring) < n ? kmk_ring_size(&ep->ring) : n;
+        ep->utt_len = 0;
+        if (reserve(ep, n + KMK_VAD_FRAME) < 0) return KMK_AUDIO_ENOMEM;
+        ep->utt_len = kmk_ring_peek_last(&ep->ring, ep->utt, n);
+        ep->utt_start = pos - n;
+        rc = append(ep, frame, KMK_VAD_FRAME);
+        ep->voiced_start = pos;
+        ep->last_voiced_end = end;
+        ep->voiced_frames = 1;
+        ep->silence_frames = 0;
+        ep->state = KMK_EP_MAYBE_SPEECH;
+        if (ep->voiced_frames >= ep->min_frames) ret = emit_start(ep, ev);
+      }
+      break;
+    case KMK_EP_MAYBE_SPEECH:
+      rc = append(ep, frame, KMK_VAD_FRAME);
+      if (speech) {
+        ep->voiced_frames++;
+        ep->silence_frames = 0;
+        ep->last_voiced_end = end;
+        if (ep->voiced_frames >= ep->min_frames) ret = emit_start(ep, ev);
+      } else if (++ep->silence_frames >= ep->end_frames) {
+        ret = emit_discard(ep, ev);
+      }
+      break;
+    case KMK_EP_SPEECH:
+    case KMK_EP_TRAILING:
+      rc = append(ep, frame, KMK_VAD_FRAME);
+      if (speech) {
+        ep->silence_frames = 0;
+        ep->last_voiced_end = end;
+        ep->state = KMK_EP_SPEECH;
+      } else {
+        ep->state = KMK_EP_TRAILING;
+        if (++ep->silence_frames >= ep->end_frames) {
+          uint64_t stop = ep->last_voiced_end + ep->tail;
+          if (stop > end) stop = end;
+          ret = emit_end(ep, (size_t)(stop - ep->utt_start), 0, ev);
+        }
+      }
+      if (!ret && ep->utt_len + KMK_VAD_FRAME > ep->max_len)
+        ret = emit_end(ep, ep->utt_len, 1, ev);
+      break;
+  }
+  kmk_ring_write(&ep->ring, frame, KMK_VAD_FRAME);
+  ep->pos = end;
+  if (rc < 0) { /* cannot happen within max_len; be safe: drop the utterance */
+    ep->utt_len = 0;
+    ep->state = KMK_EP_SILENCE;
+    return rc;
+  }
+  return ret;
+}
+
+int kmk_endpoint_finish(kmk_endpoint *ep, kmk_endpoint_event *ev) {
+  if (!ep || !ev) return KMK_AUDIO_EINVAL;
+  recycle_done(ep);
+  memset(ev, 0, sizeof *ev);
+  switch (ep->state) {
+    case KMK_EP_MAYBE_SPEECH: return emit_discard(ep, ev);
+    case KMK_EP_SPEECH:
+    case KMK_EP_TRAILING: {
+      uint64_t stop = ep->last_voiced_end + ep->tail;
+      if (stop > ep->pos) stop = ep->pos;
+      return emit_end(ep, (size_t)(stop - ep->utt_start), 1, ev);
+    }
+    default: return 0;
+  }
+}
+
+int16_t *kmk_endpoint_take_pcm(kmk_endpoint *ep) {
+  if (!ep) return NULL;
+  int16_t *p = ep->done;
+  ep->done = NULL;
+  return p;
+}
+
+void kmk_endpoint_reset(kmk_endpoint *ep) {
+  if (!ep) return;
+  recycle_done(ep);
+  kmk_ring_clear(&ep->ring);
+  ep->state = KMK_EP_SILENCE;
+  ep->pos = ep->prev_end = 0;
+  ep->utt_len = 0;
+  ep->voiced_frames = ep->silence_frames = 0;
+}
+
+kmk_endpoint_state kmk_endpoint_get_state(const kmk_endpoint *ep) { return ep->state; }
+uint64_t kmk_endpoint_position(const kmk_endpoint *ep) { return ep->pos; }
+
+const char *kmk_endpoint_state_name(kmk_endpoint_state s) {
+  switch (s) {
+    case KMK_EP_SILENCE: return "silence";
+    case KMK_EP_MAYBE_SPEECH: return "maybe_speech";
+    case KMK_EP_SPEECH: return "speech";
+    case KMK_EP_TRAILING: return "trailing";
+  }
+  return "?";
+}
+
+const char *kmk_endpoint_event_name(kmk_endpoint_event_type t) {
+  switch (t) {
+    case KMK_EP_EVENT_NONE: return "none";
+    case KMK_EP_SPEECH_START: return "speech_start";
+    case KMK_EP_SPEECH_END: return "speech_end";
+    case KMK_EP_DISCARD: return "discard";
+  }
+  return "?";
+}

@@ -1,0 +1,89 @@
+/* endpoint.h - per-speaker utterance endpointer: 10 ms frames + VAD results in, named events out.
+ *
+ *            speech frame                      voiced >= min_speech_ms
+ *  SILENCE ───────────────> MAYBE_SPEECH ──────────────────────────────> SPEECH  (emit SPEECH_START)
+ *     ^  ^                      │ silence run >= end_silence_ms            │  ^
+ *     │  └──────────────────────┘ (emit DISCARD: a click / short burst)   │  │ speech frame
+ *     │                                                      silence frame v  │
+ *     └─────────────────────────────────────────────────────────────── TRAILING
+ *        silence run >= end_silence_ms (emit SPEECH_END)
+ *        or utterance length >= max_utterance_ms in SPEECH/TRAILING (emit SPEECH_END, forced = 1)
+ *
+ * Timestamps are sample indices at 16 kHz since the stream's first frame (frame k starts at
+ * k * 160). An utterance starts preroll_ms before its first voiced frame (never before the end of
+ * the previous utterance, never before sample 0) so first syllables survive, and ends tail_ms
+ * after its last voiced frame (never later than the sample where the end was decided).
+ * "Voiced >= min_speech_ms" counts voiced frames, so scattered clicks never add up to speech
+ * unless there are min_speech_ms of them before a silence of end_silence_ms.
+ *
+ * Ownership: SPEECH_END carries `pcm` (length samples) owned by the endpointer. It stays valid
+ * until the next process/finish/free call; kmk_endpoint_take_pcm hands it to the caller, who then
+ * frees it with free(). At most one event per frame. Memory: the utterance buffer grows on demand
+ * up to max_utterance_ms; the pre-roll ring holds preroll_ms.
+ *
+ * Thread: one owner thread per endpointer. Pure logic: no I/O, no clock.
+ */
+#ifndef KAMEKO_ENDPOINT_H
+#define KAMEKO_ENDPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kameko/vad.h"
+
+typedef enum {
+  KMK_EP_SILENCE = 0,
+  KMK_EP_MAYBE_SPEECH,
+  KMK_EP_SPEECH,
+  KMK_EP_TRAILING,
+} kmk_endpoint_state;
+
+typedef enum {
+  KMK_EP_EVENT_NONE = 0,
+  KMK_EP_SPEECH_START, /* start_sample = where the utterance (including pre-roll) begins */
+  KMK_EP_SPEECH_END,   /* start_sample, length, pcm, forced */
+  KMK_EP_DISCARD,      /* a burst shorter than min_speech_ms: start_sample/length of the burst */
+} kmk_endpoint_event_type;
+
+typedef struct {
+  kmk_endpoint_event_type type;
+  uint64_t start_sample; /* 16 kHz sample index since stream start */
+  uint64_t length;       /* samples (END, DISCARD); 0 for START */
+  const int16_t *pcm;    /* END only: the utterance, owned by the endpointer (see above) */
+  int forced;            /* END only: 1 = cut by max_utterance_ms or end of stream */
+} kmk_endpoint_event;
+
+typedef struct {
+  int min_speech_ms;    /* default 250: fewer voiced ms = click, discarded */
+  int end_silence_ms;   /* default 1000: silence that ends an utterance */
+  int preroll_ms;       /* default 300: audio kept before the first voiced frame */
+  int max_utterance_ms; /* default 30000: force an end */
+  int tail_ms;          /* default 100: audio kept after the last voiced frame (<= end_silence) */
+} kmk_endpoint_params;
+
+typedef struct kmk_endpoint kmk_endpoint;
+
+void kmk_endpoint_params_default(kmk_endpoint_params *p);
+/* p may be NULL (defaults); fields <= 0 take their default (preroll_ms/tail_ms may be 0 when
+ * given as 0 explicitly: use -1 for "default" there). Returns NULL on bad values or no memory.
+ * Caller owns: kmk_endpoint_free. */
+kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *p);
+void kmk_endpoint_free(kmk_endpoint *ep);
+/* Consumes one 10 ms frame (KMK_VAD_FRAME samples, not modified) and its VAD result.
+ * Returns 1 when *ev was filled, 0 when nothing happened, or KMK_AUDIO_E*. */
+int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_result *vr,
+                         kmk_endpoint_event *ev);
+/* End of stream: closes an open utterance (SPEECH_END, forced) or drops a pending burst
+ * (DISCARD). Returns 1 when *ev was filled, else 0. */
+int kmk_endpoint_finish(kmk_endpoint *ep, kmk_endpoint_event *ev);
+/* Takes ownership of the last SPEECH_END's pcm (free() it). NULL when none or already taken. */
+int16_t *kmk_endpoint_take_pcm(kmk_endpoint *ep);
+/* Back to SILENCE at sample 0, buffers emptied. */
+void kmk_endpoint_reset(kmk_endpoint *ep);
+kmk_endpoint_state kmk_endpoint_get_state(const kmk_endpoint *ep);
+const char *kmk_endpoint_state_name(kmk_endpoint_state s);
+const char *kmk_endpoint_event_name(kmk_endpoint_event_type t);
+/* Samples consumed so far (= the start sample of the next frame). */
+uint64_t kmk_endpoint_position(const kmk_endpoint *ep);
+
+#endif
