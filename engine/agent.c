@@ -1,0 +1,683 @@
+/* agent.c - one conversation's pipeline: speaker streams -> STT -> personas -> TTS -> audio out.
+ *
+ * Owns: the speakers (and their streams), the STT and TTS workers, the personas' brains, the
+ * reply queue and the audio-out chain. Loop thread only; workers come back through the evq.
+ *
+ * Floor rule (one voice at a time): replies are queued FIFO and spoken one after another; a reply
+ * never starts while a person is speaking; a person starting to speak while the agent talks is a
+ * barge-in: synthesis is cancelled, queued audio dropped, the persona told what was heard.
+ */
+#include "kameko/agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kameko/audio.h"
+#include "kameko/out.h"
+#include "kameko/stream.h"
+#include "kameko/brain.h"
+#include "kameko/evq.h"
+#include "kameko/log.h"
+#include "kameko/speech.h"
+#include "kameko/worker.h"
+
+#define MAX_PERSONAS 8
+#define MAX_REPLIES 8       /* queued replies; past it the oldest unstarted one is dropped */
+#define STT_QUEUE 16        /* utterances waiting for the recognizer */
+#define EVQ_CAPACITY 256    /* worker->loop messages (TTS chunks block the worker when full) */
+#define STREAM_RATE 16000
+
+typedef enum { BOT_LISTENING, BOT_SPEAKING } bot_state;
+
+struct kmk_speaker {
+  kmk_agent *a;
+  char name[64];
+  double t0; /* timeline time of the stream's sample 0 */
+  kmk_speaker_stream *stream;
+  int in_speech;
+  double speech_t;
+  kmk_speaker *next;
+};
+
+typedef struct reply {
+  uint64_t id;
+  int persona;
+  char *text;
+  char lang[8];
+  double t_decided;
+  uint64_t speech_end_ns; /* wall clock at the end of the utterance that led here (0 = none) */
+  double stt_ms, brain_ms;
+  struct reply *next;
+} reply;
+
+typedef struct {
+  kmk_brain *brain;
+  const kmk_persona_info *info;
+} persona_slot;
+
+struct kmk_agent {
+  kmk_agent_opts o;
+  kmk_evq *evq;
+  kmk_worker *stt_worker, *espeak_worker, *flite_worker;
+  kmk_stt_sphinx *stt;
+  persona_slot personas[MAX_PERSONAS];
+  size_t n_personas;
+  kmk_speaker *speakers;
+  kmk_audio_out *out;
+
+  bot_state state;
+  reply *queue_head, *queue_tail; /* replies waiting to be spoken */
+  size_t n_queued;
+  reply *current;                 /* being synthesized/spoken */
+  kmk_job *tts_job;               /* in flight for current, or NULL */
+  int tts_finished;               /* all of current's audio is in `out` */
+  int audio_started;
+  uint64_t tts_submit_ns;
+  double tts_first_ms;
+  size_t frames_sent;
+  uint64_t next_reply_id;
+  int stt_inflight, tts_inflight, llm_inflight;
+  int humans_speaking;
+};
+
+static double now(kmk_agent *a) { return a->o.now(a->o.now_ud); }
+static double ms_since(uint64_t t_ns) { return (double)(uv_hrtime() - t_ns) / 1e6; }
+
+static void emit(kmk_agent *a, cJSON *ev) {
+  if (!ev) return;
+  kmk_eventlog_write(a->o.log, ev);
+  cJSON_Delete(ev);
+}
+
+static void emit_error(kmk_agent *a, const char *speaker, const char *stage, const char *msg) {
+  KMK_ERR(stage, "%s", msg);
+  cJSON *ev = kmk_event_new(now(a), "error", speaker);
+  cJSON_AddStringToObject(ev, "stage", stage);
+  cJSON_AddStringToObject(ev, "message", msg);
+  emit(a, ev);
+}
+
+/* ---------------------------------------------------------------- personas and decisions */
+
+static void speak_next(kmk_agent *a);
+static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
+                          uint64_t speech_end_ns, double stt_ms, double brain_ms);
+
+/* Shows one conversation event to every persona (the event is also what went to the log). */
+static void to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms) {
+  for (size_t p = 0; p < a->n_personas; p++) {
+    kmk_brain_action act;
+    memset(&act, 0, sizeof act);
+    uint64_t t0 = uv_hrtime();
+    int rc = kmk_brain_event(a->personas[p].brain, ev, now(a), &act);
+    double brain_ms = ms_since(t0);
+    if (rc < 0) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "persona %s failed on a %s event (%d); see the log for the script line",
+               a->personas[p].info->name, cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type")), rc);
+      emit_error(a, a->personas[p].info->name, "brain", msg);
+    } else {
+      handle_action(a, (int)p, ev, &act, speech_end_ns, stt_ms, brain_ms);
+    }
+    kmk_brain_action_clear(&act);
+  }
+}
+
+static void enqueue_reply(kmk_agent *a, reply *r) {
+  if (a->n_queued == MAX_REPLIES) { /* bounded: drop the oldest waiting reply, say so */
+    reply *old = a->queue_head;
+    a->queue_head = old->next;
+    if (!a->queue_head) a->queue_tail = NULL;
+    a->n_queued--;
+    cJSON *ev = kmk_event_new(now(a), "reply_dropped", a->personas[old->persona].info->name);
+    cJSON_AddStringToObject(ev, "reason", "reply queue full");
+    cJSON_AddStringToObject(ev, "response", old->text);
+    emit(a, ev);
+    free(old->text);
+    free(old);
+  }
+  if (a->queue_tail) a->queue_tail->next = r; else a->queue_head = r;
+  a->queue_tail = r;
+  a->n_queued++;
+  speak_next(a);
+}
+
+static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
+                          uint64_t speech_end_ns, double stt_ms, double brain_ms) {
+  const char *pname = a->personas[p].info->name;
+  if (act->kind == KMK_ACTION_NONE) return;
+  if (act->kind == KMK_ACTION_LLM) {
+    /* No LLM client is wired yet (issue 4): answer the request with an error so the persona's
+       own rules decide, and say so once in the log. */
+    kmk_brain_action next;
+    memset(&next, 0, sizeof next);
+    int rc = kmk_brain_llm_result(a->personas[p].brain, act->llm_request_id, NULL,
+                                  "no LLM provider configured", &next);
+    if (rc < 0) {
+      emit_error(a, pname, "brain", "the persona failed to decide without an LLM");
+    } else if (next.kind != KMK_ACTION_LLM) {
+      handle_action(a, p, trigger, &next, speech_end_ns, stt_ms, brain_ms);
+    }
+    kmk_brain_action_clear(&next);
+    return;
+  }
+  const kmk_decision *d = &act->decision;
+  /* speaker = the persona deciding; to/trigger = whose event it answers */
+  cJSON *ev = kmk_event_new(now(a), "decision", pname);
+  cJSON_AddStringToObject(ev, "persona", pname);
+  const cJSON *tt = cJSON_GetObjectItem(trigger, "type"), *ts = cJSON_GetObjectItem(trigger, "speaker");
+  if (cJSON_IsString(tt)) cJSON_AddStringToObject(ev, "trigger", tt->valuestring);
+  if (cJSON_IsString(ts)) cJSON_AddStringToObject(ev, "to", ts->valuestring);
+  cJSON_AddStringToObject(ev, "thought", d->thought ? d->thought : "");
+  cJSON_AddBoolToObject(ev, "should_speak", d->should_speak);
+  cJSON_AddStringToObject(ev, "response", d->response ? d->response : "");
+  cJSON_AddStringToObject(ev, "lang", d->lang);
+  cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
+  if (stt_ms >= 0) cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
+  cJSON_AddNumberToObject(lat, "brain", (double)(int)(brain_ms * 100) / 100);
+  emit(a, ev);
+  if (!d->should_speak || !d->response || !*d->response) return;
+  reply *r = calloc(1, sizeof *r);
+  if (!r || !(r->text = strdup(d->response))) {
+    free(r);
+    emit_error(a, pname, "agent", "out of memory queueing a reply");
+    return;
+  }
+  r->id = ++a->next_reply_id;
+  r->persona = p;
+  snprintf(r->lang, sizeof r->lang, "%s", d->lang[0] ? d->lang : "en");
+  r->t_decided = now(a);
+  r->speech_end_ns = speech_end_ns;
+  r->stt_ms = stt_ms;
+  r->brain_ms = brain_ms;
+  enqueue_reply(a, r);
+}
+
+/* ---------------------------------------------------------------- TTS */
+
+typedef struct {
+  kmk_job base;
+  kmk_agent *a;
+  uint64_t reply_id;
+  char *text;
+  int use_flite;
+  char voice_name[64];
+  kmk_tts_voice voice;
+  int rc;
+  char err[256];
+} tts_job;
+
+typedef struct {
+  uint64_t reply_id;
+  int rate;
+  size_t n;
+  int16_t pcm[];
+} tts_chunk;
+
+static void on_tts_chunk(void *ud, void *msg) {
+  kmk_agent *a = ud;
+  tts_chunk *c = msg;
+  if (a->current && a->current->id == c->reply_id) {
+    if (a->tts_first_ms < 0) a->tts_first_ms = ms_since(a->tts_submit_ns);
+    if (kmk_audio_out_push(a->out, c->pcm, c->n, c->rate) < 0)
+      emit_error(a, NULL, "tts", "audio out refused a chunk (bad rate?)");
+  }
+  free(c);
+}
+
+static int tts_chunk_cb(void *ud, const int16_t *pcm, size_t n, int rate) {
+  tts_job *j = ud;
+  if (kmk_job_cancelled(&j->base)) return 1;
+  tts_chunk *c = malloc(sizeof *c + n * sizeof(int16_t));
+  if (!c) return 1;
+  c->reply_id = j->reply_id;
+  c->rate = rate;
+  c->n = n;
+  memcpy(c->pcm, pcm, n * sizeof(int16_t));
+  if (kmk_job_post(&j->base, on_tts_chunk, j->a, c) < 0) {
+    free(c);
+    return 1;
+  }
+  return 0;
+}
+
+static void tts_run(kmk_job *job) {
+  tts_job *j = (tts_job *)job;
+  j->voice.voice = j->voice_name;
+  if (j->use_flite)
+    j->rc = kmk_tts_flite_synth(j->text, &j->voice, tts_chunk_cb, j, &job->cancel, j->err,
+                                sizeof j->err);
+  else
+    j->rc = kmk_tts_espeak_synth(j->text, &j->voice, tts_chunk_cb, j, &job->cancel, j->err,
+                                 sizeof j->err);
+}
+
+static void finish_reply(kmk_agent *a, const char *end_reason);
+
+static void tts_done(kmk_job *job, int cancelled) {
+  tts_job *j = (tts_job *)job;
+  kmk_agent *a = j->a;
+  a->tts_inflight--;
+  if (a->tts_job == job) a->tts_job = NULL;
+  if (!cancelled && a->current && a->current->id == j->reply_id) {
+    if (j->rc < 0) {
+      char msg[400];
+      snprintf(msg, sizeof msg, "speech synthesis failed: %s", j->err);
+      emit_error(a, a->personas[a->current->persona].info->name, "tts", msg);
+    }
+    kmk_audio_out_finish(a->out);
+    a->tts_finished = 1;
+    if (!a->audio_started && kmk_audio_out_queued(a->out) == 0) finish_reply(a, "empty");
+  }
+  free(j->text);
+  free(j);
+}
+
+static int humans_speaking(kmk_agent *a) {
+  for (kmk_speaker *s = a->speakers; s; s = s->next)
+    if (s->in_speech) return 1;
+  return 0;
+}
+
+static void speak_next(kmk_agent *a) {
+  if (a->state != BOT_LISTENING || !a->queue_head || humans_speaking(a)) return;
+  reply *r = a->queue_head;
+  a->queue_head = r->next;
+  if (!a->queue_head) a->queue_tail = NULL;
+  a->n_queued--;
+  r->next = NULL;
+  a->current = r;
+  a->state = BOT_SPEAKING;
+  a->tts_finished = 0;
+  a->audio_started = 0;
+  a->frames_sent = 0;
+  a->tts_first_ms = -1;
+  kmk_audio_out_clear(a->out);
+
+  const kmk_persona_info *info = a->personas[r->persona].info;
+  const kmk_voice_info *v = kmk_persona_voice(info, r->lang);
+  tts_job *j = calloc(1, sizeof *j);
+  if (!j || !(j->text = strdup(r->text))) {
+    free(j);
+    emit_error(a, info->name, "tts", "out of memory");
+    finish_reply(a, "error");
+    return;
+  }
+  j->a = a;
+  j->reply_id = r->id;
+  j->use_flite = v && strcmp(v->engine, "flite") == 0;
+  snprintf(j->voice_name, sizeof j->voice_name, "%s",
+           v ? v->voice : (strcmp(r->lang, "ru") == 0 ? "ru" : "en-us"));
+  /* persona rate is words per minute (0 = default, ~175), pitch 0..100 (0 = default, ~50) */
+  j->voice.rate_pct = v && v->rate > 0 ? (v->rate - 175) * 100 / 175 : 0;
+  j->voice.pitch_pct = v && v->pitch > 0 ? v->pitch - 50 : 0;
+  j->base.run = tts_run;
+  j->base.done = tts_done;
+  a->tts_submit_ns = uv_hrtime();
+  kmk_worker *w = j->use_flite ? a->flite_worker : a->espeak_worker;
+  int rc = kmk_worker_submit(w, &j->base);
+  if (rc < 0) {
+    free(j->text);
+    free(j);
+    emit_error(a, info->name, "tts", "speech synthesis queue refused the reply");
+    finish_reply(a, "error");
+    return;
+  }
+  a->tts_job = &j->base;
+  a->tts_inflight++;
+}
+
+/* Ends the current reply (all audio sent, interrupted, or failed) and starts the next one. */
+static void finish_reply(kmk_agent *a, const char *end_reason) {
+  reply *r = a->current;
+  if (!r) return;
+  if (a->audio_started) {
+    cJSON *ev = kmk_event_new(now(a), "audio_out_end", a->personas[r->persona].info->name);
+    cJSON_AddStringToObject(ev, "reason", end_reason);
+    cJSON_AddNumberToObject(ev, "frames", (double)a->frames_sent);
+    emit(a, ev);
+    cJSON *said = kmk_event_new(now(a), "bot_speech", a->personas[r->persona].info->name);
+    cJSON_AddStringToObject(said, "text", r->text);
+    cJSON_AddStringToObject(said, "lang", r->lang);
+    cJSON_AddBoolToObject(said, "complete", strcmp(end_reason, "done") == 0);
+    /* not written to the log (audio_out_* already are); shown to the personas */
+    to_personas(a, said, 0, -1);
+    cJSON_Delete(said);
+  }
+  free(r->text);
+  free(r);
+  a->current = NULL;
+  a->state = BOT_LISTENING;
+  speak_next(a);
+}
+
+static void barge_in(kmk_agent *a, const char *who) {
+  if (a->state != BOT_SPEAKING || !a->current) return;
+  reply *r = a->current;
+  if (a->tts_job) kmk_job_cancel(a->tts_job);
+  /* What the listener heard: the share of the reply's audio that went out, as a text prefix. */
+  size_t queued = kmk_audio_out_queued(a->out);
+  size_t total = a->frames_sent + queued;
+  size_t len = strlen(r->text);
+  size_t heard = total && a->tts_finished ? len * a->frames_sent / total : 0;
+  if (!a->tts_finished && a->frames_sent) heard = len / 2; /* unknown length: a rough half */
+  while (heard < len && (r->text[heard] & 0xC0) == 0x80) heard++; /* whole UTF-8 sequences */
+  kmk_audio_out_clear(a->out);
+  cJSON *ev = kmk_event_new(now(a), "interrupted", a->personas[r->persona].info->name);
+  cJSON_AddStringToObject(ev, "by", who);
+  char *h = strndup(r->text, heard);
+  cJSON_AddStringToObject(ev, "heard", h ? h : "");
+  free(h);
+  emit(a, ev);
+  finish_reply(a, "interrupted");
+}
+
+/* ---------------------------------------------------------------- STT */
+
+typedef struct {
+  kmk_job base;
+  kmk_agent *a;
+  char speaker[64];
+  int16_t *pcm;
+  size_t n;
+  uint64_t end_ns;
+  uint64_t submit_ns;
+  double run_ms;
+  kmk_transcript tr;
+  int rc;
+  char err[256];
+} stt_job;
+
+static void stt_run(kmk_job *job) {
+  stt_job *j = (stt_job *)job;
+  uint64_t t0 = uv_hrtime();
+  j->rc = kmk_stt_sphinx_transcribe(j->a->stt, j->pcm, j->n, "en", &job->cancel, &j->tr, j->err,
+                                    sizeof j->err);
+  j->run_ms = ms_since(t0);
+}
+
+static void stt_done(kmk_job *job, int cancelled) {
+  stt_job *j = (stt_job *)job;
+  kmk_agent *a = j->a;
+  a->stt_inflight--;
+  if (!cancelled) {
+    double stt_ms = ms_since(j->submit_ns);
+    if (j->rc < 0) {
+      char msg[400];
+      snprintf(msg, sizeof msg, "speech recognition failed: %s", j->err);
+      emit_error(a, j->speaker, "stt", msg);
+    } else if (!j->tr.text || !*j->tr.text) {
+      cJSON *ev = kmk_event_new(now(a), "transcript_dropped", j->speaker);
+      cJSON_AddStringToObject(ev, "reason", "no words recognized");
+      cJSON_AddNumberToObject(ev, "audio_s", (double)j->n / STREAM_RATE);
+      emit(a, ev);
+    } else {
+      cJSON *ev = kmk_event_new(now(a), "transcript", j->speaker);
+      cJSON_AddStringToObject(ev, "text", j->tr.text);
+      cJSON_AddStringToObject(ev, "lang", j->tr.lang[0] ? j->tr.lang : "en");
+      cJSON_AddNumberToObject(ev, "confidence", (double)(int)(j->tr.confidence * 1000) / 1000);
+      cJSON_AddNumberToObject(ev, "audio_s", (double)(int)((double)j->n / STREAM_RATE * 1000) / 1000);
+      cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
+      cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
+      cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(j->run_ms * 10) / 10);
+      emit(a, ev);
+      ev = kmk_event_new(now(a), "transcript", j->speaker);
+      cJSON_AddStringToObject(ev, "text", j->tr.text);
+      cJSON_AddStringToObject(ev, "lang", j->tr.lang[0] ? j->tr.lang : "en");
+      cJSON_AddNumberToObject(ev, "confidence", j->tr.confidence);
+      to_personas(a, ev, j->end_ns, stt_ms);
+      cJSON_Delete(ev);
+    }
+  }
+  kmk_transcript_clear(&j->tr);
+  free(j->pcm);
+  free(j);
+}
+
+/* ---------------------------------------------------------------- speakers */
+
+static void on_stream_event(void *ud, const kmk_stream_event *sev) {
+  kmk_speaker *s = ud;
+  kmk_agent *a = s->a;
+  double t;
+  switch (sev->type) {
+    case KMK_EP_SPEECH_START: {
+      t = s->t0 + (double)sev->start_sample / STREAM_RATE;
+      s->in_speech = 1;
+      s->speech_t = t;
+      cJSON *ev = kmk_event_new(t, "speech_start", s->name);
+      emit(a, ev);
+      barge_in(a, s->name);
+      break;
+    }
+    case KMK_EP_SPEECH_END: {
+      t = s->t0 + (double)(sev->start_sample + sev->length) / STREAM_RATE;
+      s->in_speech = 0;
+      cJSON *ev = kmk_event_new(t, "speech_end", s->name);
+      cJSON_AddNumberToObject(ev, "duration_s",
+                              (double)(int)((double)sev->length / STREAM_RATE * 1000) / 1000);
+      emit(a, ev);
+      stt_job *j = calloc(1, sizeof *j);
+      int16_t *pcm = kmk_speaker_stream_take_pcm(s->stream);
+      if (!j || !pcm) {
+        free(j);
+        free(pcm);
+        emit_error(a, s->name, "stt", "out of memory for an utterance");
+        break;
+      }
+      j->a = a;
+      snprintf(j->speaker, sizeof j->speaker, "%s", s->name);
+      j->pcm = pcm;
+      j->n = (size_t)sev->length;
+      j->end_ns = j->submit_ns = uv_hrtime();
+      j->base.run = stt_run;
+      j->base.done = stt_done;
+      int rc = kmk_worker_submit(a->stt_worker, &j->base);
+      if (rc < 0) {
+        free(j->pcm);
+        free(j);
+        emit_error(a, s->name, "stt",
+                   rc == -EAGAIN ? "recognizer queue full: utterance not transcribed"
+                                 : "recognizer stopped");
+      } else {
+        a->stt_inflight++;
+      }
+      speak_next(a); /* a reply may have waited for this person to finish */
+      break;
+    }
+    case KMK_EP_DISCARD: {
+      s->in_speech = 0;
+      speak_next(a);
+      break;
+    }
+    case KMK_EP_EVENT_NONE:
+      break;
+  }
+}
+
+kmk_speaker *kmk_agent_speaker_join(kmk_agent *a, const char *name, double t) {
+  kmk_speaker *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->a = a;
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->t0 = t;
+  s->stream = kmk_speaker_stream_new(NULL, on_stream_event, s);
+  if (!s->stream) {
+    free(s);
+    emit_error(a, name, "audio", "cannot create a speaker stream");
+    return NULL;
+  }
+  s->next = a->speakers;
+  a->speakers = s;
+  cJSON *ev = kmk_event_new(t, "join", name);
+  emit(a, ev);
+  ev = kmk_event_new(t, "join", name);
+  to_personas(a, ev, 0, -1);
+  cJSON_Delete(ev);
+  return s;
+}
+
+int kmk_agent_speaker_pcm(kmk_speaker *s, const int16_t *pcm, size_t frames, int rate,
+                          int channels) {
+  return kmk_speaker_stream_push_s16(s->stream, pcm, frames, rate, channels);
+}
+
+int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len) {
+  return kmk_speaker_stream_push_opus(s->stream, pkt, len);
+}
+
+void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
+  kmk_speaker_stream_finish(s->stream); /* finishes an utterance in progress */
+  kmk_speaker **pp = &a->speakers;
+  while (*pp && *pp != s) pp = &(*pp)->next;
+  if (*pp) *pp = s->next;
+  double t = s->t0 + (double)kmk_speaker_stream_position(s->stream) / STREAM_RATE;
+  cJSON *ev = kmk_event_new(t, "leave", s->name);
+  emit(a, ev);
+  ev = kmk_event_new(t, "leave", s->name);
+  to_personas(a, ev, 0, -1);
+  cJSON_Delete(ev);
+  kmk_speaker_stream_free(s->stream);
+  free(s);
+  speak_next(a);
+}
+
+/* ---------------------------------------------------------------- audio out */
+
+const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
+  if (a->state != BOT_SPEAKING) return NULL;
+  const kmk_out_frame *f = kmk_audio_out_pop(a->out);
+  if (f) {
+    if (!a->audio_started) {
+      a->audio_started = 1;
+      reply *r = a->current;
+      cJSON *ev = kmk_event_new(now(a), "audio_out_start", a->personas[r->persona].info->name);
+      cJSON_AddStringToObject(ev, "text", r->text);
+      cJSON_AddStringToObject(ev, "lang", r->lang);
+      cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
+      if (a->tts_first_ms >= 0)
+        cJSON_AddNumberToObject(lat, "tts_first_audio", (double)(int)(a->tts_first_ms * 10) / 10);
+      if (r->speech_end_ns)
+        cJSON_AddNumberToObject(lat, "speech_end_to_audio",
+                                (double)(int)(ms_since(r->speech_end_ns) * 10) / 10);
+      emit(a, ev);
+    }
+    a->frames_sent++;
+    return f;
+  }
+  if (a->tts_finished) finish_reply(a, "done");
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int kmk_agent_jobs_pending(const kmk_agent *a) {
+  return a->stt_inflight > 0 || a->tts_inflight > 0 || a->llm_inflight > 0 ||
+         kmk_evq_pending(a->evq) > 0;
+}
+
+int kmk_agent_busy(const kmk_agent *a) {
+  if (kmk_agent_jobs_pending(a) || a->state == BOT_SPEAKING || a->queue_head) return 1;
+  for (kmk_speaker *s = a->speakers; s; s = s->next)
+    if (s->in_speech) return 1;
+  return 0;
+}
+
+kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
+  kmk_agent *a = calloc(1, sizeof *a);
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  a->o = *o;
+  if (o->n_personas == 0 || o->n_personas > MAX_PERSONAS) {
+    snprintf(err, errlen, "between 1 and %d personas, please", MAX_PERSONAS);
+    free(a);
+    return NULL;
+  }
+  int llm = 0; /* the cloud LLM client arrives with the providers issue */
+  for (size_t p = 0; p < o->n_personas; p++) {
+    kmk_brain_opts bo = {.scripts_dir = o->scripts_dir,
+                         .persona_path = o->persona_paths[p],
+                         .llm_available = llm,
+                         .mem_limit = (size_t)o->config->lua_mem_mb << 20,
+                         .budget_ms = o->config->lua_budget_ms};
+    a->personas[p].brain = kmk_brain_new(&bo, err, errlen);
+    if (!a->personas[p].brain) goto fail;
+    a->personas[p].info = kmk_brain_persona(a->personas[p].brain);
+    a->n_personas++;
+  }
+  /* The recognizer learns every persona's name and wake words. */
+  const char *words[32];
+  size_t nw = 0;
+  for (size_t p = 0; p < a->n_personas; p++) {
+    const kmk_persona_info *info = a->personas[p].info;
+    for (int k = 0; k <= info->n_wake_words; k++) {
+      const char *w = k < info->n_wake_words ? info->wake_words[k] : info->name;
+      /* Phrases are left out (their words are listed on their own), and so are non-Latin
+         spellings: the English recognizer would write "камеко" into an English transcript, while
+         the Latin spelling already catches the same sound. */
+      int dup = strchr(w, ' ') != NULL;
+      for (const char *c = w; *c && !dup; c++) dup = (unsigned char)*c >= 0x80;
+      for (size_t i = 0; i < nw && !dup; i++) dup = strcasecmp(words[i], w) == 0;
+      if (!dup && nw < 32) words[nw++] = w;
+    }
+  }
+  kmk_stt_sphinx_opts so;
+  memset(&so, 0, sizeof so);
+  a->stt = kmk_stt_sphinx_new(&so, err, errlen);
+  if (!a->stt) goto fail;
+  if (kmk_stt_sphinx_set_keywords(a->stt, words, nw) < 0)
+    KMK_WARN("agent", "some persona names could not be taught to the recognizer");
+  a->out = kmk_audio_out_new(0, 0, err, errlen);
+  a->evq = kmk_evq_new(o->loop, EVQ_CAPACITY);
+  if (!a->out || !a->evq) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  a->stt_worker = kmk_worker_new(a->evq, "stt", STT_QUEUE);
+  a->espeak_worker = kmk_worker_new(a->evq, "espeak", 2);
+  a->flite_worker = kmk_worker_new(a->evq, "flite", 2);
+  if (!a->stt_worker || !a->espeak_worker || !a->flite_worker) {
+    snprintf(err, errlen, "cannot start worker threads");
+    goto fail;
+  }
+  a->state = BOT_LISTENING;
+  return a;
+fail:
+  kmk_agent_free(a);
+  return NULL;
+}
+
+void kmk_agent_free(kmk_agent *a) {
+  if (!a) return;
+  /* Workers first: their pending done callbacks still see a whole agent. */
+  if (a->tts_job) kmk_job_cancel(a->tts_job);
+  kmk_worker_free(a->stt_worker);
+  kmk_worker_free(a->espeak_worker);
+  kmk_worker_free(a->flite_worker);
+  a->stt_worker = a->espeak_worker = a->flite_worker = NULL;
+  if (a->evq) kmk_evq_close(a->evq); /* frees itself in the close callback */
+  while (a->speakers) {
+    kmk_speaker *s = a->speakers;
+    a->speakers = s->next;
+    kmk_speaker_stream_free(s->stream);
+    free(s);
+  }
+  for (reply *r = a->queue_head, *n; r; r = n) {
+    n = r->next;
+    free(r->text);
+    free(r);
+  }
+  if (a->current) {
+    free(a->current->text);
+    free(a->current);
+  }
+  for (size_t p = 0; p < a->n_personas; p++) kmk_brain_free(a->personas[p].brain);
+  kmk_stt_sphinx_free(a->stt);
+  kmk_audio_out_free(a->out);
+  free(a);
+}

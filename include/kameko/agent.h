@@ -1,0 +1,67 @@
+/* agent.h - one conversation's pipeline, independent of the transport:
+ *
+ *   transport audio ─> speaker stream (decode/resample, VAD, endpoint) ─> utterance ─> STT worker
+ *   ─> transcript ─> persona brain (Lua) ─> decision ─> TTS worker ─> audio out (48 kHz Opus, 20 ms)
+ *   ─> transport pulls one frame per pacer tick.
+ *
+ * Every step is written to the event log. Timeline: the transport supplies the clock (seconds since
+ * the conversation started); the agent never reads wall time for timeline positions, so replay in
+ * --fast mode gives the same events as real time. Loop thread only.
+ *
+ * Bot states (one reply at a time):
+ *
+ *     LISTENING ──decision.should_speak──> SPEAKING ──last frame pulled──> LISTENING
+ *         ^                                   │ human speech_start (barge-in)
+ *         └──────── INTERRUPTED <─────────────┘ (TTS cancelled, queue cleared, persona told)
+ */
+#ifndef KAMEKO_AGENT_H
+#define KAMEKO_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kameko/config.h"
+#include "kameko/eventlog.h"
+#include "kameko/out.h"
+
+typedef struct kmk_agent kmk_agent;
+typedef struct kmk_speaker kmk_speaker;
+
+typedef struct {
+  uv_loop_t *loop;
+  kmk_eventlog *log;
+  const kmk_config *config;
+  const char *const *persona_paths; /* one or more persona files */
+  size_t n_personas;
+  const char *scripts_dir;
+  double (*now)(void *ud); /* timeline clock, seconds */
+  void *now_ud;
+} kmk_agent_opts;
+
+/* Returns NULL with err (naming the file and line for a broken persona). */
+kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen);
+/* Stops workers (cancelling in-flight jobs), closes handles; call before the loop is closed.
+   Safe with NULL. */
+void kmk_agent_free(kmk_agent *a);
+
+/* A person joins at timeline time t; their audio sample 0 is at t. Emits "join". */
+kmk_speaker *kmk_agent_speaker_join(kmk_agent *a, const char *name, double t);
+/* PCM at any rate/channel count (interleaved int16) or one Opus packet (NULL = lost packet). */
+int kmk_agent_speaker_pcm(kmk_speaker *s, const int16_t *pcm, size_t frames, int rate, int channels);
+int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len);
+/* The person leaves: an utterance in progress is finished and still transcribed. Emits "leave".
+   The speaker pointer is invalid afterwards. */
+void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s);
+
+/* Transport's pacer tick: the next 20 ms Opus frame of the agent's voice (48 kHz stereo, with the
+   PCM that was encoded), or NULL while the agent is silent. Valid until the next agent call. */
+const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a);
+
+/* True while any work that will produce events is pending: an utterance being transcribed, a
+   decision, a reply being synthesized or still queued for sending, or a speaker mid-utterance. */
+int kmk_agent_busy(const kmk_agent *a);
+/* True while background jobs (STT/TTS workers) are running; replay --fast holds its clock then. */
+int kmk_agent_jobs_pending(const kmk_agent *a);
+
+#endif
