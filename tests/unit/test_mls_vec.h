@@ -16,7 +16,7 @@
 static int vec_passed, vec_skipped, vec_failed;
 
 /* Returns the parsed file (caller frees with cJSON_Delete) or NULL after printing SKIP. */
-static cJSON *vec_load(const char *name) {
+static inline cJSON *vec_load(const char *name) {
   char path[1024];
   snprintf(path, sizeof path, "%s/%s", MLS_VEC_DIR, name);
   FILE *f = fopen(path, "rb");
@@ -42,14 +42,14 @@ static cJSON *vec_load(const char *name) {
 }
 
 /* cipher_suite appears as a number or a string in different files. */
-static int vec_suite(const cJSON *o) {
+static inline int vec_suite(const cJSON *o) {
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "cipher_suite");
   if (cJSON_IsNumber(s)) return s->valueint;
   if (cJSON_IsString(s)) return atoi(s->valuestring);
   return -1;
 }
 
-static int hexval(int c) {
+static inline int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -57,7 +57,7 @@ static int hexval(int c) {
 }
 
 /* Decodes the hex string field `key` of o into a malloc'd buffer (at least 1 byte allocated). */
-static uint8_t *vec_hex(const cJSON *o, const char *key, size_t *len) {
+static inline uint8_t *vec_hex(const cJSON *o, const char *key, size_t *len) {
   const cJSON *s = key ? cJSON_GetObjectItemCaseSensitive(o, key) : o;
   *len = 0;
   if (!cJSON_IsString(s)) return NULL;
@@ -76,7 +76,7 @@ static uint8_t *vec_hex(const cJSON *o, const char *key, size_t *len) {
   return b;
 }
 
-static int vec_hex_eq(const cJSON *o, const char *key, const uint8_t *got, size_t got_len) {
+static inline int vec_hex_eq(const cJSON *o, const char *key, const uint8_t *got, size_t got_len) {
   size_t n;
   uint8_t *want = vec_hex(o, key, &n);
   int ok = want && n == got_len && (n == 0 || memcmp(want, got, n) == 0);
@@ -89,12 +89,12 @@ static int vec_hex_eq(const cJSON *o, const char *key, const uint8_t *got, size_
   return ok;
 }
 
-static double vec_num(const cJSON *o, const char *key) {
+static inline double vec_num(const cJSON *o, const char *key) {
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, key);
   return cJSON_IsNumber(s) ? s->valuedouble : -1;
 }
 
-static void vec_report(const char *what) {
+static inline void vec_report(const char *what) {
   printf("%s: %d vectors passed, %d skipped (other suites), %d failed\n", what, vec_passed,
          vec_skipped, vec_failed);
   vec_passed = vec_skipped = vec_failed = 0;
