@@ -1,0 +1,127 @@
+/* mls_group.h - the ratchet tree (owned, mutable for later commits) and the MLS group state of
+ * one member: joining by Welcome, epoch secrets, exporter, epoch authenticator; and KeyPackage
+ * creation with a basic credential.
+ *
+ * Ownership: kmk_mls_tree and kmk_mls_group own heap memory; release with kmk_mls_tree_free /
+ * kmk_mls_group_free (which wipe secrets). Views inside nodes point into the node's own `enc`
+ * buffer, so a node is self-contained and survives tree reallocation. Input buffers are borrowed
+ * for the call only. Not thread-safe: one thread owns a group at a time.
+ * Errors are negative KMK_MLS_ERR_* values.
+ */
+#ifndef KAMEKO_MLS_GROUP_H
+#define KAMEKO_MLS_GROUP_H
+
+#include "kameko/mls_messages.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------- ratchet tree ---------- */
+enum { KMK_MLS_NODE_BLANK = 0, KMK_MLS_NODE_LEAF = 1, KMK_MLS_NODE_PARENT = 2 };
+
+typedef struct kmk_mls_node {
+  uint8_t type;               /* KMK_MLS_NODE_* */
+  kmk_mls_bytes enc;          /* owned encoding of the LeafNode or ParentNode */
+  kmk_mls_leaf_node leaf;     /* views into enc (leaf) */
+  kmk_mls_parent_node parent; /* views into enc (parent) */
+} kmk_mls_node;
+
+typedef struct kmk_mls_tree {
+  kmk_mls_node *nodes; /* owned array of width(n_leaves) nodes */
+  uint32_t n_leaves;   /* a power of two */
+} kmk_mls_tree;
+
+/* Parses an encoded RatchetTree (optional<Node> nodes<V>, with its length prefix) and pads it on
+ * the right with blanks to a complete tree. Rejects a trailing blank node. */
+int kmk_mls_tree_decode(kmk_mls_tree *t, const uint8_t *p, size_t n);
+/* Encodes the tree, trailing blank nodes stripped. */
+int kmk_mls_tree_encode(const kmk_mls_tree *t, kmk_mls_w *w);
+void kmk_mls_tree_free(kmk_mls_tree *t);
+uint32_t kmk_mls_tree_width_of(const kmk_mls_tree *t);
+/* Tree hash of the subtree rooted at node x (RFC 9420 section 7.8). */
+int kmk_mls_tree_hash(const kmk_mls_tree *t, uint32_t x, uint8_t out[KMK_MLS_NH]);
+int kmk_mls_tree_root_hash(const kmk_mls_tree *t, uint8_t out[KMK_MLS_NH]);
+/* Resolution of node x (section 4.1.1) into out[cap]; returns the count or a negative error. */
+int kmk_mls_tree_resolution(const kmk_mls_tree *t, uint32_t x, uint32_t *out, uint32_t cap);
+/* Filtered direct path of leaf index `leaf` (section 4.1.2); returns count or negative error. */
+int kmk_mls_tree_filtered_direct_path(const kmk_mls_tree *t, uint32_t leaf, uint32_t *out,
+                                      uint32_t cap);
+/* Every non-blank parent node is parent-hash valid (section 7.9.2). */
+int kmk_mls_tree_verify_parent_hashes(const kmk_mls_tree *t);
+/* Every leaf's signature verifies (LeafNodeTBS with group_id / leaf index where required). */
+int kmk_mls_tree_verify_leaf_signatures(const kmk_mls_tree *t, kmk_mls_view group_id);
+/* The checks a joiner runs (section 12.4.3.1): structure, unique keys, leaf signatures, parent
+ * hashes, unmerged-leaf consistency, and tree hash == expected_tree_hash (NULL to skip). */
+int kmk_mls_tree_validate(const kmk_mls_tree *t, kmk_mls_view group_id,
+                          const uint8_t *expected_tree_hash);
+
+/* ---------- group ---------- */
+typedef struct kmk_mls_path_key {
+  int present;
+  uint8_t priv[KMK_MLS_PRIV];
+} kmk_mls_path_key;
+
+typedef struct kmk_mls_group {
+  kmk_mls_bytes group_id;
+  uint64_t epoch;
+  kmk_mls_tree tree;
+  uint32_t my_leaf;
+  kmk_mls_bytes context_extensions; /* GroupContext extensions body */
+  kmk_mls_bytes group_context;      /* encoded current GroupContext */
+  uint8_t tree_hash[KMK_MLS_NH];
+  uint8_t confirmed_transcript_hash[KMK_MLS_NH];
+  uint8_t interim_transcript_hash[KMK_MLS_NH];
+  kmk_mls_epoch_secrets secrets;
+  uint8_t signature_priv[KMK_MLS_PRIV]; /* our leaf's signing key */
+  uint8_t encryption_priv[KMK_MLS_PRIV]; /* our leaf's HPKE key */
+  kmk_mls_path_key *path_keys; /* owned, one per tree node: private keys we hold for parents */
+} kmk_mls_group;
+
+/* What a joiner holds from the KeyPackage it published. */
+typedef struct kmk_mls_join_keys {
+  const uint8_t *key_package; /* encoded KeyPackage (bare, not an MLSMessage) */
+  size_t key_package_len;
+  uint8_t init_priv[KMK_MLS_PRIV];
+  uint8_t encryption_priv[KMK_MLS_PRIV];
+  uint8_t signature_priv[KMK_MLS_PRIV];
+} kmk_mls_join_keys;
+
+/* Joins from a Welcome (bare Welcome struct, not an MLSMessage). The ratchet tree comes from the
+ * GroupInfo's ratchet_tree extension, or from `tree`/`tree_len` when given (encoded RatchetTree).
+ * PSKs are not supported (KMK_MLS_ERR_UNSUPPORTED). On success *g is initialised (caller frees);
+ * on failure *g is left zeroed. */
+int kmk_mls_group_join(kmk_mls_group *g, const kmk_mls_join_keys *keys, const uint8_t *welcome,
+                       size_t welcome_len, const uint8_t *tree, size_t tree_len);
+void kmk_mls_group_free(kmk_mls_group *g);
+int kmk_mls_group_export(const kmk_mls_group *g, const char *label, const uint8_t *ctx,
+                         size_t clen, uint8_t *out, size_t olen);
+
+/* Opens a Welcome's GroupSecrets for us (RFC 9420 section 12.4.3.1 steps 1-3): finds our entry
+ * by KeyPackageRef and decrypts it. *secrets_out receives the owned plaintext. */
+int kmk_mls_welcome_open_secrets(const kmk_mls_welcome *w, const uint8_t *key_package,
+                                 size_t kp_len, const uint8_t init_priv[KMK_MLS_PRIV],
+                                 kmk_mls_bytes *secrets_out);
+/* Decrypts encrypted_group_info with the welcome secret. *gi_out receives the owned plaintext. */
+int kmk_mls_welcome_open_group_info(const kmk_mls_welcome *w, const uint8_t welcome_secret[32],
+                                    kmk_mls_bytes *gi_out);
+
+/* ---------- key packages ---------- */
+typedef struct kmk_mls_key_package_keys {
+  uint8_t init_priv[KMK_MLS_PRIV], encryption_priv[KMK_MLS_PRIV], signature_priv[KMK_MLS_PRIV];
+  uint8_t signature_pub[KMK_MLS_PUB];
+} kmk_mls_key_package_keys;
+
+/* Builds a suite-2 KeyPackage with a basic credential `identity`, capabilities versions [1],
+ * suites [2], no extensions or proposals, credentials [basic], lifetime [0, 2^64-1]. Fresh keys
+ * unless keys->signature_priv is already set (reuse_signature_key != 0). *out is the bare
+ * KeyPackage (caller owns). */
+int kmk_mls_key_package_create(const uint8_t *identity, size_t id_len, int reuse_signature_key,
+                               kmk_mls_key_package_keys *keys, kmk_mls_bytes *out);
+/* KeyPackageRef = RefHash("MLS 1.0 KeyPackage Reference", KeyPackage). */
+int kmk_mls_key_package_ref(const uint8_t *kp, size_t kp_len, uint8_t out[KMK_MLS_NH]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
