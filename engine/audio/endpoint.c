@@ -161,7 +161,7 @@ int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_r
         size_t n = ep->preroll < room ? ep->preroll : (size_t)room;
         n = kmk_ring_size(&ep->ring) < n ? kmk_ring_size(&ep->ring) : n;
         ep->utt_len = 0;
-        if (reserve(ep, n + KMK_VAD_FRAME) < 0) return KMK_AUDIO_ENOMEM;
+        if ((rc = reserve(ep, n + KMK_VAD_FRAME)) < 0) break;
         ep->utt_len = kmk_ring_peek_last(&ep->ring, ep->utt, n);
         ep->utt_start = pos - n;
         rc = append(ep, frame, KMK_VAD_FRAME);

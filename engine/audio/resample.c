@@ -77,6 +77,7 @@ void kmk_resampler_free(kmk_resampler *r) {
 
 static int16_t to_s16(float f) {
   float v = f * 32768.0f;
+  if (!(v == v)) return 0; /* NaN */
   if (v >= 32767.0f) return 32767;
   if (v <= -32768.0f) return -32768;
   return (int16_t)lrintf(v);

@@ -65,7 +65,10 @@ static float sample_at(const uint8_t *p, int tag, int bytes) {
       uint32_t u = le32(p);
       float f;
       memcpy(&f, &u, 4);
-      return f == f ? f : 0.0f; /* NaN -> silence */
+      if (f != f) return 0.0f; /* NaN -> silence */
+      if (f > 1e6f) return 1e6f;  /* inf and absurd values clamped */
+      if (f < -1e6f) return -1e6f;
+      return f;
     }
     uint64_t u = (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
     double d;

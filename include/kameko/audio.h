@@ -1,6 +1,6 @@
-/* audio.h - the audio path of the engine: shared error codes and the umbrella include.
+/* audio.h - the audio path of the engine: shared error codes and constants, and the module map.
  *
- * Modules (one header each, all plain C, no libuv except pacer.h's small driver):
+ * Modules (one header each, include what you use; all plain C, no libuv except pacer.h's driver):
  *   ring.h      int16 sample ring buffer (drop-oldest overflow)
  *   wav.h       RIFF/WAVE reader (PCM 8/16/24/32, float 32/64, extensible) and s16 writer
  *   resample.h  soxr-based streaming resampler with channel down/upmix

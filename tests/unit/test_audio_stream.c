@@ -110,11 +110,19 @@ static void test_opus_packets_with_loss(void) {
     }
   }
   CHECK(lost > 5);
+  /* a loss recovered through the next packet's FEC keeps the timeline length too */
+  {
+    int16_t sil[1920] = {0};
+    uint8_t a[KMK_OPUS_MAX_PACKET];
+    int n = kmk_opus_enc_encode(e, sil, a, sizeof a);
+    CHECK_EQ_INT(kmk_speaker_stream_push_opus_fec(k.s, a, (size_t)n), 320);
+    CHECK_EQ_INT(kmk_speaker_stream_push_opus(k.s, a, (size_t)n), 320);
+  }
   uint8_t junk[2] = {0xFF, 0xFF};
   CHECK(kmk_speaker_stream_push_opus(k.s, junk, 2) < 0); /* corrupt: concealed and reported */
   CHECK_EQ_INT(kmk_speaker_stream_finish(k.s), 0);
   check_one_utterance(&k, 400); /* codec delay ~6.5 ms plus PLC smear */
-  CHECK_EQ_INT(kmk_speaker_stream_position(k.s), (frames / 960 + 1) * 320);
+  CHECK_EQ_INT(kmk_speaker_stream_position(k.s), (frames / 960 + 3) * 320);
   sink_free(&k);
   kmk_speaker_stream_free(k.s);
   kmk_opus_enc_free(e);

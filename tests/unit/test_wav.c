@@ -225,12 +225,59 @@ static void test_real_recordings(void) {
   }
 }
 
+static void test_odd_layouts(void) {
+  /* data chunk before fmt chunk: legal, must parse */
+  uint8_t buf[128];
+  size_t k = 0;
+  memcpy(buf, "RIFF", 4);
+  memcpy(buf + 8, "WAVEdata", 8);
+  put32(buf + 16, 4);
+  put16(buf + 20, 0x4000); /* 0.5 */
+  put16(buf + 22, 0xC000); /* -0.5 */
+  memcpy(buf + 24, "fmt ", 4);
+  put32(buf + 28, 16);
+  put16(buf + 32, 1);
+  put16(buf + 34, 1);
+  put32(buf + 36, 8000);
+  put32(buf + 40, 16000);
+  put16(buf + 44, 2);
+  put16(buf + 46, 16);
+  k = 48;
+  put32(buf + 4, (uint32_t)(k - 8));
+  kmk_wav w;
+  char err[200];
+  CHECK_EQ_INT(kmk_wav_read_mem(buf, k, &w, err, sizeof err), 0);
+  CHECK_EQ_INT(w.frames, 2);
+  CHECK_NEAR(w.samples[0], 0.5, 1e-6);
+  CHECK_NEAR(w.samples[1], -0.5, 1e-6);
+  kmk_wav_free(&w);
+
+  /* extensible with a non-PCM sub-format GUID */
+  uint8_t data[64], b2[256];
+  size_t dl = encode(data, 1, 16);
+  size_t n = build(b2, 1, 2, 16000, 16, 1, data, dl, (uint32_t)dl);
+  b2[24 + 8 + 26 + 5] ^= 0x55; /* corrupt the GUID tail */
+  CHECK_EQ_INT(read_err(b2, n, err, sizeof err), KMK_AUDIO_EUNSUPPORTED);
+  CHECK(strstr(err, "sub-format") != NULL);
+
+  /* NaN / inf float samples become silence / clamped, never propagate NaN */
+  float fl[4] = {NAN, INFINITY, -INFINITY, 0.25f};
+  n = build(b2, 3, 1, 16000, 32, 0, (const uint8_t *)fl, sizeof fl, sizeof fl);
+  CHECK_EQ_INT(kmk_wav_read_mem(b2, n, &w, err, sizeof err), 0);
+  CHECK_EQ_INT(w.frames, 4);
+  CHECK(w.samples[0] == 0.0f);
+  CHECK(isfinite(w.samples[1]) && w.samples[1] > 0);
+  CHECK(isfinite(w.samples[2]) && w.samples[2] < 0);
+  kmk_wav_free(&w);
+}
+
 int main(void) {
   kmk_log_set_level(KMK_LOG_ERROR);
   RUN(test_formats);
   RUN(test_write_read_file);
   RUN(test_truncated_keeps_frames);
   RUN(test_errors);
+  RUN(test_odd_layouts);
   RUN(test_real_recordings);
   return check_done();
 }
