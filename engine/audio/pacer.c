@@ -67,8 +67,12 @@ static void arm(kmk_pacer_uv *pu) {
   uv_timer_start(&pu->timer, on_timer, ms, 0);
 }
 
-int kmk_pacer_uv_start(uv_loop_t *loop, kmk_pacer_uv *pu, uint64_t period_ns, kmk_pacer_uv_cb cb,
-                       void *ud) {
+int kmk_pacer_uv_start(uv_loop_t *loop, kmk_pacer_uv *pu, kmk_pacer_uv_cb cb, void *ud) {
+  return kmk_pacer_uv_start_period(loop, pu, 0, cb, ud);
+}
+
+int kmk_pacer_uv_start_period(uv_loop_t *loop, kmk_pacer_uv *pu, uint64_t period_ns,
+                              kmk_pacer_uv_cb cb, void *ud) {
   if (!loop || !pu || !cb) return UV_EINVAL;
   memset(pu, 0, sizeof *pu);
   int rc = uv_timer_init(loop, &pu->timer);

@@ -56,7 +56,8 @@ kmk_resampler *kmk_resampler_new(int in_rate, int in_channels, int out_rate, int
     soxr_error_t e = NULL;
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
     soxr_quality_spec_t q = soxr_quality_spec(SOXR_MQ, 0);
-    r->soxr = soxr_create(in_rate, out_rate, (unsigned)out_channels, &e, &io, &q, NULL);
+    soxr_runtime_spec_t rt = soxr_runtime_spec(1); /* never spawn OpenMP threads per stream */
+    r->soxr = soxr_create(in_rate, out_rate, (unsigned)out_channels, &e, &io, &q, &rt);
     if (!r->soxr || e) {
       KMK_ERR(TAG, "soxr_create %d -> %d: %s", in_rate, out_rate, e ? e : "failed");
       free(r);

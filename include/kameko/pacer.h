@@ -57,10 +57,12 @@ struct kmk_pacer_uv {
   uint64_t late_sum_ns;
 };
 
-/* Starts pacing with frame 0 due one period from now. Returns 0 or a negative libuv error.
- * A failed start calls nothing and needs no stop. */
-int kmk_pacer_uv_start(uv_loop_t *loop, kmk_pacer_uv *pu, uint64_t period_ns, kmk_pacer_uv_cb cb,
-                       void *ud);
+/* Starts pacing 20 ms frames, frame 0 due one period from now. Returns 0 or a negative libuv
+ * error; a failed start calls nothing and needs no stop. */
+int kmk_pacer_uv_start(uv_loop_t *loop, kmk_pacer_uv *pu, kmk_pacer_uv_cb cb, void *ud);
+/* Same with another period (0 = 20 ms). */
+int kmk_pacer_uv_start_period(uv_loop_t *loop, kmk_pacer_uv *pu, uint64_t period_ns,
+                              kmk_pacer_uv_cb cb, void *ud);
 /* Stops and uv_closes the timer; on_closed(pu, ud) (may be NULL) runs from the loop once the
  * handle is closed, after which pu may be freed. Safe to call from inside the tick callback. */
 void kmk_pacer_uv_stop(kmk_pacer_uv *pu, kmk_pacer_uv_close_cb on_closed);

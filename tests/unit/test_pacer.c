@@ -87,7 +87,7 @@ static void test_uv_driver(void) {
   CHECK_EQ_INT(uv_loop_init(&loop), 0);
   kmk_pacer_uv *pu = malloc(sizeof *pu); /* heap: handles never move */
   run_state s = {0, 0, uv_hrtime(), 50, 0};
-  CHECK_EQ_INT(kmk_pacer_uv_start(&loop, pu, 0, on_tick, &s), 0);
+  CHECK_EQ_INT(kmk_pacer_uv_start(&loop, pu, on_tick, &s), 0);
   uv_run(&loop, UV_RUN_DEFAULT); /* returns once the timer is closed by on_tick */
   uint64_t wall = uv_hrtime() - s.t0;
   CHECK_EQ_INT(s.frames, 50);
@@ -113,7 +113,7 @@ static void test_uv_stop_with_close_cb(void) {
   kmk_pacer_uv *pu = malloc(sizeof *pu);
   run_state s = {0};
   s.stop_at = 1000000;
-  CHECK_EQ_INT(kmk_pacer_uv_start(&loop, pu, 5 * MS, on_tick, &s), 0);
+  CHECK_EQ_INT(kmk_pacer_uv_start_period(&loop, pu, 5 * MS, on_tick, &s), 0);
   uv_run(&loop, UV_RUN_ONCE);
   kmk_pacer_uv_stop(pu, on_closed);
   kmk_pacer_uv_stop(pu, on_closed); /* second stop is a no-op */
@@ -121,7 +121,7 @@ static void test_uv_stop_with_close_cb(void) {
   CHECK_EQ_INT(s.closed, 1);
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
   free(pu);
-  CHECK_EQ_INT(kmk_pacer_uv_start(&loop, NULL, 0, on_tick, &s), UV_EINVAL);
+  CHECK_EQ_INT(kmk_pacer_uv_start(&loop, NULL, on_tick, &s), UV_EINVAL);
 }
 
 int main(void) {
