@@ -48,7 +48,8 @@ kmk_speaker_stream *kmk_speaker_stream_new(const kmk_stream_params *p, kmk_strea
 void kmk_speaker_stream_free(kmk_speaker_stream *s);
 
 /* One Opus packet (any Opus stream; decoded at 16 kHz mono). pkt == NULL = the packet was lost:
- * concealed with PLC. Returns samples decoded (>= 0) or KMK_AUDIO_E*. A corrupt packet is
+ * concealed with PLC. Call it once per missing packet (e.g. per RTP sequence gap) so the
+ * stream's sample clock keeps matching real time. Returns samples decoded (>= 0) or KMK_AUDIO_E*. A corrupt packet is
  * replaced by PLC so the timeline keeps its length, and reported as KMK_AUDIO_EFORMAT. */
 int kmk_speaker_stream_push_opus(kmk_speaker_stream *s, const uint8_t *pkt, size_t len);
 /* The packet before `next_pkt` was lost: recover it from next_pkt's FEC (then push next_pkt). */
