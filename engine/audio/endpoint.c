@@ -174,6 +174,10 @@ int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_r
       }
       break;
     case KMK_EP_MAYBE_SPEECH:
+      if (ep->utt_len + KMK_VAD_FRAME > ep->max_len) { /* sparse bursts for too long: not speech */
+        ret = emit_discard(ep, ev);
+        break;
+      }
       rc = append(ep, frame, KMK_VAD_FRAME);
       if (speech) {
         ep->voiced_frames++;

@@ -3,7 +3,8 @@
  *            speech frame                      voiced >= min_speech_ms
  *  SILENCE ───────────────> MAYBE_SPEECH ──────────────────────────────> SPEECH  (emit SPEECH_START)
  *     ^  ^                      │ silence run >= end_silence_ms            │  ^
- *     │  └──────────────────────┘ (emit DISCARD: a click / short burst)   │  │ speech frame
+ *     │  └──────────────────────┘ (emit DISCARD: a click / short burst;   │  │ speech frame
+ *     │                             also when sparse bursts fill max_utterance_ms)
  *     │                                                      silence frame v  │
  *     └─────────────────────────────────────────────────────────────── TRAILING
  *        silence run >= end_silence_ms (emit SPEECH_END)

@@ -218,6 +218,34 @@ static void test_finish_and_untaken_pcm(void) {
   free(x);
 }
 
+static void test_sparse_bursts_bounded(void) {
+  /* min_speech 2 s but only one 10 ms burst per 500 ms: MAYBE_SPEECH must not grow past the
+   * utterance cap; it is discarded instead. */
+  kmk_endpoint_params p;
+  kmk_endpoint_params_default(&p);
+  p.min_speech_ms = 2000;
+  p.end_silence_ms = 3000;
+  p.max_utterance_ms = 2400;
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  CHECK(ep != NULL);
+  seg s[20];
+  for (int i = 0; i < 20; i += 2) {
+    s[i] = (seg){1, 10};
+    s[i + 1] = (seg){0, 490};
+  }
+  size_t len;
+  int16_t *x = build(s, 20, &len);
+  evlog log;
+  run(ep, x, len, &log, 0);
+  CHECK(log.n >= 1);
+  CHECK_EQ_INT(log.ev[0].type, KMK_EP_DISCARD);
+  CHECK_EQ_INT(log.ev[0].start_sample, 0);
+  for (int i = 0; i < log.n; i++) CHECK(log.ev[i].type == KMK_EP_DISCARD);
+  log_free(&log);
+  kmk_endpoint_free(ep);
+  free(x);
+}
+
 static void test_real_recording(void) {
   FILE *f = fopen("/usr/share/pocketsphinx/test/data/goforward.raw", "rb");
   if (!f) {
@@ -263,6 +291,7 @@ int main(void) {
   RUN(test_preroll_clamped_to_previous_end);
   RUN(test_max_length_forces_end);
   RUN(test_finish_and_untaken_pcm);
+  RUN(test_sparse_bursts_bounded);
   RUN(test_real_recording);
   return check_done();
 }
