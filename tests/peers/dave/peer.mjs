@@ -1,0 +1,144 @@
+// peer.mjs - loopback DAVE interop peer for Kameko's C implementation.
+//
+// It plays the Discord voice gateway's part that @snazzah/davey cannot: the MLS external sender
+// (a P-256 key, the op-25 external sender package, external Add proposals signed with
+// SignWithLabel over FramedContentTBS). Two davey clients (users 1001 and 1002) and the C client
+// (user 1003, driving this script over stdin/stdout) form a group: 1001 commits the Add
+// proposals, 1002 and the C client join by the Welcome, then Opus frames go both ways and the
+// epoch authenticators and voice privacy codes are compared.
+//
+// Line protocol (one message per line, hex payloads). The C side speaks first:
+//   C -> peer  KP <key package>                    our bare KeyPackage (op 26 payload)
+//   peer -> C  WELCOME <welcome>                   op 30 payload without the transition id
+//   C -> peer  JOINED <epoch authenticator> <code>
+//   peer -> C  DECRYPT <user id> <frame>           a davey-encrypted Opus frame
+//   C -> peer  PLAIN <frame>
+//   peer -> C  ENCRYPT <frame>                     C encrypts this Opus frame as user 1003
+//   C -> peer  CIPHER <frame>
+//   peer -> C  DONE | FAIL <reason>
+import { DAVESession, ProposalsOperationType, MediaType } from '@snazzah/davey';
+import crypto from 'node:crypto';
+import readline from 'node:readline';
+
+const CHANNEL = '1234567890123456789';
+const USERS = { a: '1001', b: '1002', c: '1003' };
+
+// ---- TLS presentation language (RFC 9420 section 2.1) ----
+function varint(n) {
+  if (n < 0x40) return Buffer.from([n]);
+  if (n < 0x4000) return Buffer.from([0x40 | (n >> 8), n & 0xff]);
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE((0x80000000 | n) >>> 0);
+  return b;
+}
+const vec = (b) => Buffer.concat([varint(b.length), b]);
+const u8 = (n) => Buffer.from([n]);
+const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
+const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
+
+// ---- the gateway's external sender ----
+const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const jwk = publicKey.export({ format: 'jwk' });
+const extPub = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+// ExternalSender { signature_key<V>; Credential credential (basic, identity<V>) }
+const externalSenderPackage = Buffer.concat([vec(extPub), u16(1), vec(u64(0))]);
+
+function signWithLabel(label, content) {
+  const signContent = Buffer.concat([vec(Buffer.from('MLS 1.0 ' + label)), vec(content)]);
+  return crypto.sign('sha256', signContent, { key: privateKey, dsaEncoding: 'der' });
+}
+
+// External Add proposal as an MLSMessage(PublicMessage), sender external index 0, epoch `epoch`.
+function externalAdd(keyPackage, epoch) {
+  const groupId = u64(CHANNEL);
+  const framedContent = Buffer.concat([
+    vec(groupId), u64(epoch),
+    u8(2), u32(0),          // sender: external, sender_index 0
+    vec(Buffer.alloc(0)),   // authenticated_data
+    u8(2),                  // content_type: proposal
+    u16(1), keyPackage,     // Proposal: add(KeyPackage)
+  ]);
+  // FramedContentTBS: version, wire_format, content (no GroupContext for external senders)
+  const tbs = Buffer.concat([u16(1), u16(1), framedContent]);
+  const signature = signWithLabel('FramedContentTBS', tbs);
+  return Buffer.concat([u16(1), u16(1), framedContent, vec(signature)]);
+}
+
+// ---- line I/O with the C client ----
+const rl = readline.createInterface({ input: process.stdin });
+const lines = [];
+let waiter = null;
+rl.on('line', (l) => { if (waiter) { const w = waiter; waiter = null; w(l); } else lines.push(l); });
+const next = () => lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => { waiter = r; });
+const send = (s) => process.stdout.write(s + '\n');
+const log = (s) => process.stderr.write('peer: ' + s + '\n');
+function fail(reason) { send('FAIL ' + reason); log('FAIL ' + reason); process.exit(1); }
+async function expect(tag) {
+  const l = await next();
+  const parts = l.trim().split(' ');
+  if (parts[0] !== tag) fail(`expected ${tag}, got ${l.slice(0, 80)}`);
+  return parts.slice(1);
+}
+
+try {
+  const [kpHex] = await expect('KP');
+  const cKeyPackage = Buffer.from(kpHex, 'hex');
+
+  const a = new DAVESession(1, USERS.a, CHANNEL);
+  const b = new DAVESession(1, USERS.b, CHANNEL);
+  a.setExternalSender(externalSenderPackage);
+  b.setExternalSender(externalSenderPackage);
+  const bKeyPackage = b.getSerializedKeyPackage();
+  a.getSerializedKeyPackage(); // A starts the group as its only member
+
+  // op 27 (append): a vector of proposal MLSMessages
+  const proposals = Buffer.concat([externalAdd(bKeyPackage, 0), externalAdd(cKeyPackage, 0)]);
+  const result = a.processProposals(ProposalsOperationType.APPEND, vec(proposals),
+    [USERS.a, USERS.b, USERS.c]);
+  if (!result.commit || !result.welcome) fail('davey produced no commit/welcome');
+  a.processCommit(result.commit);
+  b.processWelcome(result.welcome);
+  log(`group epoch ${a.epoch}, users ${a.getUserIds().join(',')}`);
+
+  send('WELCOME ' + result.welcome.toString('hex'));
+  const [authHex, code] = await expect('JOINED');
+  const authA = a.getEpochAuthenticator().toString('hex');
+  const authB = b.getEpochAuthenticator().toString('hex');
+  if (authA !== authB) fail('davey clients disagree on the epoch authenticator');
+  if (authHex !== authA) fail(`epoch authenticator differs: C ${authHex} davey ${authA}`);
+  if (code !== a.voicePrivacyCode || code !== b.voicePrivacyCode)
+    fail(`voice privacy code differs: C ${code} davey ${a.voicePrivacyCode}/${b.voicePrivacyCode}`);
+  log(`epoch authenticator and voice privacy code ${code} agree`);
+
+  // davey -> C
+  for (let i = 0; i < 20; i++) {
+    const plain = crypto.randomBytes(20 + i * 7);
+    const sender = i % 2 ? b : a;
+    const enc = sender.encryptOpus(plain);
+    if (enc.equals(plain)) fail('davey did not encrypt (session not ready?)');
+    send(`DECRYPT ${sender.userId} ${enc.toString('hex')}`);
+    const [got] = await expect('PLAIN');
+    if (got !== plain.toString('hex')) fail(`frame ${i} from ${sender.userId} decrypted wrongly by C`);
+  }
+  // silence passes through
+  send(`DECRYPT ${USERS.a} ${a.encryptOpus(Buffer.from([0xf8, 0xff, 0xfe])).toString('hex')}`);
+  if ((await expect('PLAIN'))[0] !== 'f8fffe') fail('silence frame not passed through by C');
+  // C -> davey
+  for (let i = 0; i < 20; i++) {
+    const plain = crypto.randomBytes(10 + i * 11);
+    send(`ENCRYPT ${plain.toString('hex')}`);
+    const [encHex] = await expect('CIPHER');
+    const enc = Buffer.from(encHex, 'hex');
+    for (const s of [a, b]) {
+      const dec = s.decrypt(USERS.c, MediaType.AUDIO, enc);
+      if (!dec.equals(plain)) fail(`frame ${i} from C not decrypted by ${s.userId}`);
+    }
+  }
+  const stats = a.getDecryptionStats(USERS.c);
+  log(`davey decryption stats for C: ${JSON.stringify(stats)}`);
+  send('DONE');
+  process.exit(0);
+} catch (e) {
+  fail(String(e && e.stack || e).replace(/\n/g, ' | '));
+}

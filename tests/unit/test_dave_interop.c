@@ -1,0 +1,189 @@
+/* test_dave_interop.c - interop with an independent DAVE implementation: spawns the node peer in
+ * tests/peers/dave (which plays the voice gateway's external sender and drives two
+ * @snazzah/davey clients), sends our KeyPackage, joins by the Welcome a davey client creates,
+ * compares epoch authenticator and voice privacy code, and round-trips Opus frames both ways.
+ * SKIPs (passes with a message) when node or the peer's node_modules are absent; install them
+ * with `npm ci --prefix tests/peers/dave`. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "kameko/dave.h"
+#include "kameko/mls_group.h"
+
+#define PEER_DIR KMK_SOURCE_DIR "/tests/peers/dave"
+#define MY_USER 1003ull
+
+static FILE *to_peer, *from_peer;
+static pid_t peer_pid;
+
+static int spawn_peer(void) {
+  int in[2], out[2];
+  if (pipe(in) || pipe(out)) return -1;
+  peer_pid = fork();
+  if (peer_pid < 0) return -1;
+  if (peer_pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    close(in[1]);
+    close(out[0]);
+    if (chdir(PEER_DIR) != 0) _exit(127);
+    execlp("node", "node", "peer.mjs", (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  to_peer = fdopen(in[1], "w");
+  from_peer = fdopen(out[0], "r");
+  return to_peer && from_peer ? 0 : -1;
+}
+
+static char *read_line(void) {
+  static char *buf;
+  static size_t cap;
+  ssize_t n = getline(&buf, &cap, from_peer);
+  if (n <= 0) return NULL;
+  if (buf[n - 1] == '\n') buf[n - 1] = 0;
+  return buf;
+}
+
+static void send_hex(const char *tag, const uint8_t *p, size_t n, const char *extra) {
+  fprintf(to_peer, "%s ", tag);
+  for (size_t i = 0; i < n; i++) fprintf(to_peer, "%02x", p[i]);
+  if (extra) fprintf(to_peer, " %s", extra);
+  fputc('\n', to_peer);
+  fflush(to_peer);
+}
+
+static uint8_t *unhex(const char *s, size_t *n) {
+  size_t l = strcspn(s, " ");
+  uint8_t *b = malloc(l / 2 + 1);
+  for (size_t i = 0; i < l / 2; i++) {
+    unsigned v;
+    sscanf(s + 2 * i, "%2x", &v);
+    b[i] = (uint8_t)v;
+  }
+  *n = l / 2;
+  return b;
+}
+
+static void be64(uint64_t v, uint8_t out[8]) {
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static void test_interop_with_davey(void) {
+  if (access(PEER_DIR "/node_modules/@snazzah/davey/package.json", R_OK) != 0) {
+    printf("SKIP davey interop: %s/node_modules missing (run: npm ci --prefix tests/peers/dave)\n",
+           PEER_DIR);
+    return;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  CHECK_EQ_INT(spawn_peer(), 0);
+  if (!to_peer) return;
+
+  uint8_t id[8];
+  be64(MY_USER, id);
+  kmk_mls_key_package_keys keys;
+  kmk_mls_bytes kp = {0};
+  CHECK_EQ_INT(kmk_mls_key_package_create(id, 8, 0, &keys, &kp), 0);
+  send_hex("KP", kp.data, kp.len, NULL);
+
+  kmk_mls_group g;
+  memset(&g, 0, sizeof g);
+  kmk_dave_encryptor enc;
+  kmk_dave_encryptor_init(&enc);
+  kmk_dave_decryptor dec_a, dec_b;
+  kmk_dave_decryptor_init(&dec_a);
+  kmk_dave_decryptor_init(&dec_b);
+  int joined = 0, done = 0, frames_in = 0, frames_out = 0;
+  char *line;
+  while ((line = read_line())) {
+    if (strncmp(line, "WELCOME ", 8) == 0) {
+      size_t n;
+      uint8_t *w = unhex(line + 8, &n);
+      const uint8_t *body = w;
+      size_t body_len = n;
+      kmk_mls_message m;
+      if (n > 4 && w[0] == 0 && w[1] == 1 && w[2] == 0 && w[3] == 3 &&
+          kmk_mls_message_decode_all(w, n, &m) == 0) { /* an MLSMessage-wrapped Welcome */
+        body += 4;
+        body_len -= 4;
+      }
+      kmk_mls_join_keys jk;
+      memset(&jk, 0, sizeof jk);
+      jk.key_package = kp.data;
+      jk.key_package_len = kp.len;
+      memcpy(jk.init_priv, keys.init_priv, 32);
+      memcpy(jk.encryption_priv, keys.encryption_priv, 32);
+      memcpy(jk.signature_priv, keys.signature_priv, 32);
+      int rc = kmk_mls_group_join(&g, &jk, body, body_len, NULL, 0);
+      if (rc) fprintf(stderr, "join failed: %d %s\n", rc, kmk_mls_strerror(rc));
+      CHECK_EQ_INT(rc, 0);
+      free(w);
+      if (rc) break;
+      joined = 1;
+      uint8_t base[16];
+      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, MY_USER, base), 0);
+      kmk_dave_encryptor_set_key(&enc, base, 16);
+      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, 1001, base), 0);
+      kmk_dave_decryptor_set_key(&dec_a, base, 16, 0);
+      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, 1002, base), 0);
+      kmk_dave_decryptor_set_key(&dec_b, base, 16, 0);
+      char code[31];
+      CHECK_EQ_INT(kmk_dave_displayable_code(g.secrets.epoch_authenticator, 32, 30, 5, code), 0);
+      printf("joined epoch %llu at leaf %u of %u; voice privacy code %s\n",
+             (unsigned long long)g.epoch, g.my_leaf, g.tree.n_leaves, code);
+      send_hex("JOINED", g.secrets.epoch_authenticator, 32, code);
+    } else if (strncmp(line, "DECRYPT ", 8) == 0) {
+      char *sp = strchr(line + 8, ' ');
+      uint64_t user = strtoull(line + 8, NULL, 10);
+      size_t n, m = 0;
+      uint8_t *f = unhex(sp + 1, &n);
+      uint8_t *out = malloc(n + 1);
+      int rc = kmk_dave_decrypt_opus(user == 1001 ? &dec_a : &dec_b, f, n, out, n, &m, 0);
+      if (rc) fprintf(stderr, "decrypt from %llu failed: %s\n", (unsigned long long)user, kmk_dave_strerror(rc));
+      CHECK_EQ_INT(rc, 0);
+      send_hex("PLAIN", out, rc ? 0 : m, NULL);
+      frames_in++;
+      free(f);
+      free(out);
+    } else if (strncmp(line, "ENCRYPT ", 8) == 0) {
+      size_t n, m = 0;
+      uint8_t *f = unhex(line + 8, &n);
+      uint8_t *out = malloc(n + KMK_DAVE_MAX_OVERHEAD);
+      CHECK_EQ_INT(kmk_dave_encrypt_opus(&enc, f, n, out, n + KMK_DAVE_MAX_OVERHEAD, &m), 0);
+      send_hex("CIPHER", out, m, NULL);
+      frames_out++;
+      free(f);
+      free(out);
+    } else if (strcmp(line, "DONE") == 0) {
+      done = 1;
+      break;
+    } else {
+      fprintf(stderr, "peer says: %s\n", line);
+      break;
+    }
+  }
+  CHECK(joined);
+  CHECK(done);
+  printf("davey interop: joined=%d, %d frames davey->C, %d frames C->davey, %s\n", joined, frames_in,
+         frames_out, done ? "peer verified everything" : "peer did NOT finish");
+  fclose(to_peer);
+  fclose(from_peer);
+  int status = 0;
+  waitpid(peer_pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  kmk_dave_encryptor_wipe(&enc);
+  kmk_dave_decryptor_wipe(&dec_a);
+  kmk_dave_decryptor_wipe(&dec_b);
+  kmk_mls_group_free(&g);
+  kmk_mls_bytes_free(&kp);
+}
+
+int main(void) {
+  RUN(test_interop_with_davey);
+  return check_done();
+}
