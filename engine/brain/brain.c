@@ -1,0 +1,313 @@
+/* brain.c - one persona's brain: a sandboxed Lua state holding the engine-side scripts
+ * (scripts/text, window, prompt, persona, brain) and the persona file; events in, validated
+ * decisions or LLM requests out.
+ *
+ * Owns: the kmk_lua state, the persona facts (kmk_persona_info) and the request-id counter.
+ * Only the newest LLM request is live: a result for an older id is dropped (KMK_ACTION_NONE).
+ * Every decision, from the rules or from the LLM, passes kmk_decision_from_json before C sees it.
+ * Thread: loop thread only.
+ */
+#include "kameko/brain.h"
+
+#include "kameko/log.h"
+#include "kameko/lua.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BRAIN_TAG "brain"
+#define BRAIN_LOAD_BUDGET_MS 500.0 /* compiling and self-checking scripts at start */
+
+struct kmk_brain {
+  kmk_lua *vm;
+  kmk_persona_info info;
+  uint64_t next_id;   /* the id the next LLM request will get */
+  uint64_t latest_id; /* the live request, 0 = none */
+  char latest_lang[8];
+};
+
+static const char *const brain_scripts[] = {"text", "window", "prompt", "persona", "brain", NULL};
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *a, const char *b) {
+  if (err && errlen) snprintf(err, errlen, fmt, a, b);
+}
+
+/* Keeps the first line of a Lua failure (the traceback is in the log). */
+static void first_line(char *s) {
+  char *nl = s ? strchr(s, '\n') : NULL;
+  if (nl) *nl = '\0';
+}
+
+int kmk_brain_load_scripts(kmk_lua *v, const char *scripts_dir, char *err, size_t errlen) {
+  if (!scripts_dir) scripts_dir = KMK_SOURCE_DIR "/scripts";
+  for (int i = 0; brain_scripts[i]; i++) {
+    char path[1024], chunk[128];
+    snprintf(path, sizeof path, "%s/%s.lua", scripts_dir, brain_scripts[i]);
+    snprintf(chunk, sizeof chunk, "scripts/%s.lua", brain_scripts[i]);
+    int rc = kmk_lua_load_module(v, path, brain_scripts[i], chunk, err, errlen);
+    if (rc != 0) {
+      first_line(err);
+      return KMK_BRAIN_ESCRIPT;
+    }
+  }
+  return 0;
+}
+
+/* Line of `field =` in the persona file (first match); for a missing field the line of the last
+ * top-level `return`; else 1. */
+static int persona_line(const char *path, const char *fieldname) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  char line[1024];
+  int n = 0, found = 0, ret = 0;
+  size_t fl = fieldname ? strlen(fieldname) : 0;
+  while (fgets(line, sizeof line, f)) {
+    n++;
+    const char *p = line;
+    while (*p == ' ' || *p == '\t') p++;
+    if (fl && !found && strncmp(p, fieldname, fl) == 0) {
+      const char *q = p + fl;
+      while (*q == ' ' || *q == '\t') q++;
+      if (*q == '=' && q[1] != '=') found = n;
+    }
+    if (p == line && strncmp(p, "return", 6) == 0 && !isalnum((unsigned char)p[6])) ret = n;
+  }
+  fclose(f);
+  return found ? found : ret ? ret : 1;
+}
+
+static void copy_str(char *dst, size_t cap, const cJSON *j) {
+  snprintf(dst, cap, "%s", cJSON_IsString(j) ? j->valuestring : "");
+}
+
+static void fill_info(kmk_persona_info *pi, const cJSON *info) {
+  memset(pi, 0, sizeof *pi);
+  copy_str(pi->name, sizeof pi->name, cJSON_GetObjectItem(info, "name"));
+  const cJSON *it;
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(info, "languages")) {
+    if (pi->n_languages == KMK_PERSONA_MAX_LANGS) break;
+    copy_str(pi->languages[pi->n_languages++], sizeof pi->languages[0], it);
+  }
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(info, "wake_words")) {
+    if (pi->n_wake_words == KMK_PERSONA_MAX_WAKE) break;
+    copy_str(pi->wake_words[pi->n_wake_words++], sizeof pi->wake_words[0], it);
+  }
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(info, "voices")) {
+    if (pi->n_voices == KMK_PERSONA_MAX_LANGS) break;
+    kmk_voice_info *vi = &pi->voices[pi->n_voices++];
+    copy_str(vi->lang, sizeof vi->lang, cJSON_GetObjectItem(it, "lang"));
+    copy_str(vi->engine, sizeof vi->engine, cJSON_GetObjectItem(it, "engine"));
+    copy_str(vi->voice, sizeof vi->voice, cJSON_GetObjectItem(it, "voice"));
+    const cJSON *r = cJSON_GetObjectItem(it, "rate"), *p = cJSON_GetObjectItem(it, "pitch");
+    vi->rate = cJSON_IsNumber(r) ? r->valueint : 0;
+    vi->pitch = cJSON_IsNumber(p) ? p->valueint : 0;
+  }
+  const cJSON *cs = cJSON_GetObjectItem(info, "context_size");
+  const cJSON *mr = cJSON_GetObjectItem(info, "max_reply_chars");
+  pi->context_size = cJSON_IsNumber(cs) ? cs->valueint : 15;
+  pi->max_reply_chars = cJSON_IsNumber(mr) ? (size_t)mr->valuedouble : KMK_DECISION_DEFAULT_MAX_REPLY;
+}
+
+kmk_brain *kmk_brain_new(const kmk_brain_opts *o, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  if (!o || !o->persona_path) {
+    set_err(err, errlen, "%s%s", "kmk_brain_new: persona_path is required", "");
+    return NULL;
+  }
+  kmk_brain *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  b->next_id = 1;
+  kmk_lua_opts lo = {o->mem_limit, BRAIN_LOAD_BUDGET_MS, o->llm_available, o->wall_epoch};
+  b->vm = kmk_lua_new(&lo);
+  if (!b->vm) {
+    set_err(err, errlen, "%s%s", "kmk_brain_new: cannot create the Lua state", "");
+    free(b);
+    return NULL;
+  }
+  char msg[1024];
+  if (kmk_brain_load_scripts(b->vm, o->scripts_dir, msg, sizeof msg) != 0) {
+    set_err(err, errlen, "%s%s", msg, "");
+    goto fail;
+  }
+  int rc = kmk_lua_load_module(b->vm, o->persona_path, "persona_file", o->persona_path, msg,
+                               sizeof msg);
+  if (rc != 0) {
+    first_line(msg);
+    size_t pl = strlen(o->persona_path);
+    int has_line = strncmp(msg, o->persona_path, pl) == 0 && msg[pl] == ':' &&
+                   isdigit((unsigned char)msg[pl + 1]);
+    if (rc != KMK_LUA_EIO && !has_line) {
+      /* it ran but did not return a table: point at its return statement */
+      const char *got = strstr(msg, "(got ");
+      if (err && errlen)
+        snprintf(err, errlen, "%s:%d: a persona file must return a table %s", o->persona_path,
+                 persona_line(o->persona_path, NULL), got ? got : "");
+    } else {
+      set_err(err, errlen, "%s%s", msg, "");
+    }
+    goto fail;
+  }
+  cJSON *res = NULL;
+  if (kmk_lua_invoke(b->vm, "brain", "init", NULL, &res, msg, sizeof msg) != 0) {
+    first_line(msg);
+    set_err(err, errlen, "%s%s", msg, "");
+    goto fail;
+  }
+  const cJSON *e = cJSON_GetObjectItem(res, "error");
+  if (cJSON_IsString(e)) {
+    const cJSON *fld = cJSON_GetObjectItem(res, "field");
+    int line = persona_line(o->persona_path, cJSON_IsString(fld) ? fld->valuestring : NULL);
+    if (err && errlen) snprintf(err, errlen, "%s:%d: %s", o->persona_path, line, e->valuestring);
+    cJSON_Delete(res);
+    goto fail;
+  }
+  fill_info(&b->info, cJSON_GetObjectItem(res, "info"));
+  cJSON_Delete(res);
+  kmk_lua_set_budget_ms(b->vm, o->budget_ms > 0 ? o->budget_ms : KMK_LUA_DEFAULT_BUDGET_MS);
+  KMK_INFO(BRAIN_TAG, "persona %s loaded from %s (%d languages, window %d, llm %s)",
+           b->info.name, o->persona_path, b->info.n_languages, b->info.context_size,
+           o->llm_available ? "on" : "off");
+  return b;
+fail:
+  KMK_ERR(BRAIN_TAG, "%s", err ? err : "kmk_brain_new failed");
+  kmk_lua_free(b->vm);
+  free(b);
+  return NULL;
+}
+
+const kmk_persona_info *kmk_brain_persona(const kmk_brain *b) { return &b->info; }
+
+const kmk_voice_info *kmk_persona_voice(const kmk_persona_info *p, const char *lang) {
+  if (!p || p->n_voices == 0) return NULL;
+  for (int i = 0; lang && i < p->n_voices; i++)
+    if (strcmp(p->voices[i].lang, lang) == 0) return &p->voices[i];
+  for (int i = 0; i < p->n_voices; i++) /* the default language's voice, else the first */
+    if (p->n_languages && strcmp(p->voices[i].lang, p->languages[0]) == 0) return &p->voices[i];
+  return &p->voices[0];
+}
+
+void kmk_brain_set_llm_available(kmk_brain *b, int available) {
+  kmk_lua_set_llm_available(b->vm, available);
+}
+
+void kmk_brain_action_clear(kmk_brain_action *a) {
+  if (!a) return;
+  kmk_decision_clear(&a->decision);
+  free(a->llm_messages_json);
+  memset(a, 0, sizeof *a);
+}
+
+/* Turns the scripts' action table into out. */
+static int take_action(kmk_brain *b, const cJSON *res, kmk_brain_action *out) {
+  if (!res || cJSON_IsNull(res)) return 0;
+  const cJSON *kind = cJSON_GetObjectItem(res, "kind");
+  char msg[256];
+  if (cJSON_IsString(kind) && strcmp(kind->valuestring, "decision") == 0) {
+    if (kmk_decision_from_json(cJSON_GetObjectItem(res, "decision"), b->info.max_reply_chars, NULL,
+                               &out->decision, msg, sizeof msg) != 0) {
+      KMK_WARN(BRAIN_TAG, "%s: the scripts returned an invalid decision: %s", b->info.name, msg);
+      return KMK_BRAIN_EDECISION;
+    }
+    out->kind = KMK_ACTION_DECISION;
+    return 0;
+  }
+  if (cJSON_IsString(kind) && strcmp(kind->valuestring, "llm") == 0) {
+    const cJSON *m = cJSON_GetObjectItem(res, "messages");
+    if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) == 0) {
+      KMK_WARN(BRAIN_TAG, "%s: LLM request without messages", b->info.name);
+      return KMK_BRAIN_EDECISION;
+    }
+    out->llm_messages_json = cJSON_PrintUnformatted(m);
+    if (!out->llm_messages_json) return KMK_BRAIN_EDECISION;
+    out->kind = KMK_ACTION_LLM;
+    out->llm_request_id = b->next_id++;
+    b->latest_id = out->llm_request_id;
+    const cJSON *lang = cJSON_GetObjectItem(res, "lang");
+    copy_str(b->latest_lang, sizeof b->latest_lang, lang);
+    return 0;
+  }
+  KMK_WARN(BRAIN_TAG, "%s: the scripts returned an action of unknown kind", b->info.name);
+  return KMK_BRAIN_EDECISION;
+}
+
+int kmk_brain_event(kmk_brain *b, const cJSON *event, double now, kmk_brain_action *out) {
+  if (!b || !out) return KMK_BRAIN_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!cJSON_IsObject(event)) return KMK_BRAIN_EINVAL;
+  kmk_lua_set_now(b->vm, now);
+  cJSON *args = cJSON_CreateArray();
+  if (!args) return KMK_BRAIN_EINVAL;
+  cJSON_AddItemReferenceToArray(args, (cJSON *)event);
+  cJSON_AddItemToArray(args, cJSON_CreateNumber((double)b->next_id));
+  cJSON *res = NULL;
+  int rc = kmk_lua_invoke(b->vm, "brain", "on_event", args, &res, NULL, 0);
+  cJSON_Delete(args);
+  if (rc != 0) return KMK_BRAIN_ESCRIPT;
+  rc = take_action(b, res, out);
+  cJSON_Delete(res);
+  if (rc != 0) kmk_brain_action_clear(out);
+  return rc;
+}
+
+static cJSON *decision_json(const kmk_decision *d) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "thought", d->thought ? d->thought : "");
+  cJSON_AddBoolToObject(o, "should_speak", d->should_speak);
+  cJSON_AddStringToObject(o, "response", d->response ? d->response : "");
+  cJSON_AddStringToObject(o, "lang", d->lang);
+  if (d->addressed) cJSON_AddStringToObject(o, "addressed", d->addressed);
+  return o;
+}
+
+int kmk_brain_llm_result(kmk_brain *b, uint64_t request_id, const char *text, const char *error,
+                         kmk_brain_action *out) {
+  if (!b || !out) return KMK_BRAIN_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (request_id == 0 || request_id >= b->next_id) return KMK_BRAIN_ENOENT;
+  if (request_id != b->latest_id) {
+    KMK_DEBUG(BRAIN_TAG, "dropping the answer to stale LLM request %llu",
+              (unsigned long long)request_id);
+    return 0;
+  }
+  b->latest_id = 0;
+  cJSON *args = cJSON_CreateArray();
+  cJSON_AddItemToArray(args, cJSON_CreateNumber((double)request_id));
+  char perr[256] = "";
+  if (error || !text) {
+    cJSON_AddItemToArray(args, cJSON_CreateNull());
+    cJSON_AddItemToArray(args, cJSON_CreateString(error ? error : "no answer"));
+    cJSON_AddItemToArray(args, cJSON_CreateTrue()); /* the LLM failed: offline rules may answer */
+  } else {
+    kmk_decision d;
+    if (kmk_decision_parse_llm(text, strlen(text), b->info.max_reply_chars, b->latest_lang, &d,
+                               perr, sizeof perr) != 0) {
+      KMK_WARN(BRAIN_TAG, "%s: unusable LLM answer (%s), staying silent", b->info.name, perr);
+      cJSON_AddItemToArray(args, cJSON_CreateNull());
+      cJSON_AddItemToArray(args, cJSON_CreateString(perr));
+      cJSON_AddItemToArray(args, cJSON_CreateFalse());
+    } else {
+      cJSON_AddItemToArray(args, decision_json(&d));
+      kmk_decision_clear(&d);
+    }
+  }
+  cJSON *res = NULL;
+  int rc = kmk_lua_invoke(b->vm, "brain", "on_llm", args, &res, NULL, 0);
+  cJSON_Delete(args);
+  if (rc != 0) return KMK_BRAIN_ESCRIPT;
+  rc = take_action(b, res, out);
+  cJSON_Delete(res);
+  if (rc == 0 && out->kind != KMK_ACTION_DECISION) {
+    kmk_brain_action_clear(out);
+    rc = KMK_BRAIN_EDECISION;
+  }
+  if (rc != 0) kmk_brain_action_clear(out);
+  return rc;
+}
+
+void kmk_brain_free(kmk_brain *b) {
+  if (!b) return;
+  kmk_lua_free(b->vm);
+  free(b);
+}

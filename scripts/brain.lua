@@ -1,0 +1,227 @@
+-- brain.lua - the decision flow for one persona. C (engine/brain/brain.c) calls, through the one
+-- funnel:
+--   init()                          -> persona info for C      (persona = use("persona_file"))
+--   on_event(event, request_id)     -> nil | {kind = "decision", decision = {...}}
+--                                           | {kind = "llm", messages = {...}, lang, addressed}
+--   on_llm(request_id, decision?, error?, fallback?) -> {kind = "decision", decision = {...}}
+--
+-- On each event: classify it; conversation entries (people talking, joins, leaves, the persona's
+-- own speech) go into the window; what people say and joins are considered for an answer (never
+-- the persona's own speech). With an LLM the window becomes a request; without one the
+-- persona's offline rules decide. An LLM failure falls back to the rules for that event.
+-- Runs inside the sandbox (module "brain").
+
+local text = use("text")
+local window = use("window")
+local prompt = use("prompt")
+local persona_mod = use("persona")
+
+local M = {}
+
+-- event types
+M.SAY = {transcript = true, chat = true, message = true}
+M.SELF = {bot_said = true, audio_out_start = true, reply = true, agent_said = true}
+M.JOIN = {join = true}
+M.LEAVE = {leave = true}
+M.MAX_PENDING = 4
+
+local Agent = {}
+Agent.__index = Agent
+
+local function new_checked(n)
+  return setmetatable({
+    persona = n,
+    window = window.new(n.context_size),
+    pending = {}, -- request_id -> ctx, at most MAX_PENDING
+    pending_order = {},
+  }, Agent)
+end
+
+--- new(persona_table) -> agent; raises "field: message" for a broken persona
+function M.new(p)
+  local n, field, msg = persona_mod.check(p)
+  if not n then error((field or "persona") .. ": " .. msg, 2) end
+  return new_checked(n)
+end
+
+local function event_text(ev)
+  local s = ev.text or ev.transcript or ev.content
+  if type(s) ~= "string" then return "" end
+  return text.cut(s, window.MAX_TEXT)
+end
+
+--- classify(ev) -> "say" | "self" | "join" | "leave" | nil (not a conversation event)
+function Agent:classify(ev)
+  local ty = ev.type
+  if type(ty) ~= "string" then return nil end
+  local speaker = type(ev.speaker) == "string" and ev.speaker or ""
+  if M.SELF[ty] or ev.self == true then return "self" end
+  if M.SAY[ty] then
+    if kmk.lower(speaker) == kmk.lower(self.persona.name) then return "self" end
+    return "say"
+  end
+  local own = kmk.lower(speaker) == kmk.lower(self.persona.name)
+  if M.JOIN[ty] then return not own and "join" or nil end
+  if M.LEAVE[ty] then return not own and "leave" or nil end
+  return nil
+end
+
+--- The language the conversation was last held in (for joins), else the persona's first.
+function Agent:recent_lang()
+  for k = 1, self.window:len() do
+    local e = self.window:last(k)
+    if e.lang and (e.kind == "say" or e.kind == "self") then return e.lang end
+  end
+  return self.persona.languages[1]
+end
+
+function Agent:supported_lang(lang)
+  for _, l in ipairs(self.persona.languages) do
+    if l == lang then return lang end
+  end
+  return self.persona.languages[1]
+end
+
+--- Builds the ctx handed to rules and prompts for a considered entry.
+function Agent:context(entry)
+  local p = self.persona
+  local norm = text.normalize(entry.text or "")
+  local matched = entry.kind == "say" and text.has_any(norm, p.wake_words) or nil
+  local prev = self.window:last(2)
+  local seed = (entry.speaker or "") .. "|" .. norm .. "|" .. entry.kind
+  local ctx = {
+    kind = entry.kind,
+    speaker = entry.speaker,
+    text = entry.text or "",
+    norm = norm,
+    rest = matched and text.remove(norm, p.wake_words) or norm,
+    addressed = matched ~= nil,
+    wake_word = matched,
+    lang = entry.kind == "say" and self:supported_lang(entry.lang) or self:recent_lang(),
+    follow_up = prev ~= nil and prev.kind == "self" and entry.kind == "say"
+      and (entry.t - prev.t) <= 20,
+    now = kmk.now(),
+    window = self.window:items(),
+    persona = p.source,
+    seed = seed,
+  }
+  ctx.pick = function(list) return text.pick(list, seed) end
+  ctx.has = function(...)
+    for _, ph in ipairs({...}) do
+      if type(ph) == "table" then
+        if text.has_any(norm, ph) then return true end
+      elseif text.has(norm, ph) then
+        return true
+      end
+    end
+    return false
+  end
+  return ctx
+end
+
+local function silent(thought)
+  return {thought = thought, should_speak = false, response = ""}
+end
+
+--- Runs the persona's offline rules; always returns a decision table.
+function Agent:rules_decision(ctx, why)
+  local rules = self.persona.rules
+  local d
+  if rules then
+    d = rules(ctx)
+  end
+  if d == nil then
+    d = silent(why or (ctx.addressed and "addressed, but the rules had nothing to say"
+      or "not addressed; people are talking to each other"))
+  elseif type(d) == "string" then
+    d = {thought = "offline rules", should_speak = true, response = d}
+  elseif type(d) ~= "table" then
+    error("rules(ctx) must return nil, a string or a decision table (got " .. type(d) .. ")")
+  end
+  d.lang = d.lang or ctx.lang
+  if d.should_speak and d.addressed == nil then d.addressed = ctx.speaker end
+  return d
+end
+
+function Agent:remember(id, ctx)
+  self.pending[id] = ctx
+  local order = self.pending_order
+  order[#order + 1] = id
+  while #order > M.MAX_PENDING do
+    self.pending[table.remove(order, 1)] = nil
+  end
+end
+
+--- on_event(ev, request_id) -> action | nil
+function Agent:on_event(ev, request_id)
+  local kind = self:classify(ev)
+  if not kind then return nil end
+  local entry = {
+    t = tonumber(ev.t) or kmk.now(),
+    kind = kind,
+    speaker = type(ev.speaker) == "string" and ev.speaker or "someone",
+    text = event_text(ev),
+  }
+  if kind == "say" or kind == "self" then entry.lang = text.detect_lang(entry.text) end
+  if kind == "self" then entry.speaker = self.persona.name end
+  self.window:push(entry)
+  if kind == "self" or kind == "leave" then return nil end
+  if kind == "say" and text.normalize(entry.text) == "" then return nil end
+  local ctx = self:context(entry)
+  if kmk.llm_available() and request_id then
+    self:remember(request_id, ctx)
+    return {
+      kind = "llm",
+      messages = prompt.messages(self.persona, ctx.window, ctx),
+      lang = ctx.lang,
+      addressed = ctx.speaker,
+    }
+  end
+  return {kind = "decision", decision = self:rules_decision(ctx)}
+end
+
+--- on_llm(request_id, decision, err, fallback) -> action
+--- decision: already validated by C; err: why there is none; fallback: use the offline rules
+--- (the LLM failed, as opposed to answering nonsense).
+function Agent:on_llm(request_id, decision, err, fallback)
+  local ctx = self.pending[request_id]
+  self.pending[request_id] = nil
+  if not decision then
+    if fallback and ctx then
+      local d = self:rules_decision(ctx)
+      d.thought = "LLM failed (" .. tostring(err) .. "); offline rules: " .. (d.thought or "")
+      return {kind = "decision", decision = d}
+    end
+    return {kind = "decision", decision = silent("no usable LLM answer: " .. tostring(err))}
+  end
+  if ctx then
+    if decision.should_speak and decision.addressed == nil then decision.addressed = ctx.speaker end
+    if self.persona.after_llm then
+      decision = self.persona.after_llm(decision, ctx) or decision
+    end
+  end
+  return {kind = "decision", decision = decision}
+end
+
+-- the single agent C drives (one persona per state)
+local current
+
+--- init() -> {info = ...} | {error = message, field = name-or-nil}
+function M.init()
+  local n, field, msg = persona_mod.check(use("persona_file"))
+  if not n then return {error = msg, field = field} end
+  current = new_checked(n)
+  return {info = persona_mod.info(n)}
+end
+
+function M.on_event(ev, request_id)
+  return current:on_event(ev, request_id)
+end
+
+function M.on_llm(request_id, decision, err, fallback)
+  return current:on_llm(request_id, decision, err, fallback)
+end
+
+function M.agent() return current end
+
+return M

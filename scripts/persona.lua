@@ -1,0 +1,147 @@
+-- persona.lua - checks a persona table and fills its defaults. A persona file returns a table:
+--
+--   name            string (required)
+--   languages       list of language codes, first = default (required), e.g. {"ru", "en"}
+--   wake_words      list of strings; default {lower(name)}; matched on word boundaries,
+--                   case-insensitively (Cyrillic too)
+--   voices          map lang -> {engine = "espeak"|"flite", voice = string, rate = int?, pitch = int?}
+--   context_size    events in the window (default 15, 1..200)
+--   max_reply_chars reply cap in characters (default 400, 20..2000)
+--   prompt          system prompt template; {name}, {languages}, {wake_words}, {max_reply_chars}
+--   rules           function(ctx) -> nil | string | {should_speak, response, thought, lang}
+--                   the offline decision (no LLM); see scripts/meta/kmk.lua for ctx
+--   after_llm       function(decision, ctx) -> decision   optional post-processing
+--
+-- check(p) returns the normalised persona, or nil, field, message (C turns the field into a
+-- file:line). Runs inside the sandbox (module "persona").
+
+local text = use("text")
+
+local M = {}
+
+local KNOWN = {
+  name = true, languages = true, wake_words = true, voices = true, context_size = true,
+  max_reply_chars = true, prompt = true, rules = true, after_llm = true, description = true,
+  data = true,
+}
+
+M.DEFAULT_PROMPT = [[
+You are {name}, a friendly voice companion in a group voice chat. You speak {languages}.
+People address you by name ({wake_words}). Answer when you are addressed or clearly expected to
+answer, greet people who join, and stay silent while people talk to each other.
+Reply in the language the speaker used. Keep replies short and natural for speech
+(at most {max_reply_chars} characters, no markdown, no emoji).]]
+
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+local function int_in(v, lo, hi)
+  return math.type(v) == "integer" and v >= lo and v <= hi
+end
+
+--- check(p) -> normalised persona | nil, field, message
+function M.check(p)
+  if type(p) ~= "table" then
+    return nil, nil, "a persona file must return a table (got " .. type(p) .. ")"
+  end
+  for k in pairs(p) do
+    if type(k) ~= "string" or not KNOWN[k] then
+      kmk.log("warn", "persona: unknown field '" .. tostring(k) .. "' (ignored)")
+    end
+  end
+  if type(p.name) ~= "string" or p.name == "" or #p.name > 63 then
+    return nil, "name", p.name == nil and "'name' is missing (a string is required)"
+      or "'name' must be a non-empty string of at most 63 bytes"
+  end
+  if not is_list(p.languages) or #p.languages == 0 or #p.languages > 8 then
+    return nil, "languages", "'languages' must be a list of 1 to 8 language codes, e.g. {\"en\"}"
+  end
+  for _, l in ipairs(p.languages) do
+    if type(l) ~= "string" or not l:match("^%l%l%l?$") then
+      return nil, "languages", "'languages' entries must be codes like \"en\" (got " .. tostring(l) .. ")"
+    end
+  end
+  local wake = p.wake_words
+  if wake == nil then wake = {p.name} end
+  if not is_list(wake) or #wake == 0 or #wake > 16 then
+    return nil, "wake_words", "'wake_words' must be a list of 1 to 16 strings"
+  end
+  local wake_norm = {}
+  for _, w in ipairs(wake) do
+    if type(w) ~= "string" or text.normalize(w) == "" or #w > 63 then
+      return nil, "wake_words", "'wake_words' entries must be non-empty strings of at most 63 bytes"
+    end
+    wake_norm[#wake_norm + 1] = text.normalize(w)
+  end
+  local voices = {}
+  if p.voices ~= nil then
+    if type(p.voices) ~= "table" then
+      return nil, "voices", "'voices' must be a table: lang -> {engine, voice, rate, pitch}"
+    end
+    for lang, v in pairs(p.voices) do
+      if type(lang) ~= "string" or type(v) ~= "table" then
+        return nil, "voices", "'voices' must map a language code to {engine = ..., voice = ...}"
+      end
+      if v.engine ~= "espeak" and v.engine ~= "flite" then
+        return nil, "voices", "voices." .. lang .. ".engine must be \"espeak\" or \"flite\""
+      end
+      if type(v.voice) ~= "string" or v.voice == "" or #v.voice > 63 then
+        return nil, "voices", "voices." .. lang .. ".voice must be a non-empty string"
+      end
+      if v.rate ~= nil and not int_in(v.rate, 50, 500) then
+        return nil, "voices", "voices." .. lang .. ".rate must be an integer 50..500 (words/min)"
+      end
+      if v.pitch ~= nil and not int_in(v.pitch, 0, 100) then
+        return nil, "voices", "voices." .. lang .. ".pitch must be an integer 0..100"
+      end
+      voices[#voices + 1] = {lang = lang, engine = v.engine, voice = v.voice,
+                             rate = v.rate or 0, pitch = v.pitch or 0}
+    end
+    if #voices > 8 then return nil, "voices", "at most 8 voices" end
+    table.sort(voices, function(a, b) return a.lang < b.lang end)
+  end
+  local ctx_size = p.context_size == nil and 15 or p.context_size
+  if not int_in(ctx_size, 1, 200) then
+    return nil, "context_size", "'context_size' must be an integer 1..200"
+  end
+  local max_reply = p.max_reply_chars == nil and 400 or p.max_reply_chars
+  if not int_in(max_reply, 20, 2000) then
+    return nil, "max_reply_chars", "'max_reply_chars' must be an integer 20..2000"
+  end
+  if p.prompt ~= nil and (type(p.prompt) ~= "string" or p.prompt == "") then
+    return nil, "prompt", "'prompt' must be a non-empty string"
+  end
+  if p.rules ~= nil and type(p.rules) ~= "function" then
+    return nil, "rules", "'rules' must be a function(ctx)"
+  end
+  if p.after_llm ~= nil and type(p.after_llm) ~= "function" then
+    return nil, "after_llm", "'after_llm' must be a function(decision, ctx)"
+  end
+  return {
+    name = p.name,
+    languages = p.languages,
+    wake_words = wake_norm,
+    voices = voices,
+    context_size = ctx_size,
+    max_reply_chars = max_reply,
+    prompt = p.prompt or M.DEFAULT_PROMPT,
+    rules = p.rules,
+    after_llm = p.after_llm,
+    data = p.data,
+    source = p,
+  }
+end
+
+--- The facts C needs (plain data only).
+function M.info(n)
+  return {
+    name = n.name, languages = n.languages, wake_words = n.wake_words, voices = n.voices,
+    context_size = n.context_size, max_reply_chars = n.max_reply_chars,
+  }
+end
+
+return M
