@@ -10,6 +10,7 @@
 #include "kameko/agent.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,6 @@ struct kmk_speaker {
   double t0; /* timeline time of the stream's sample 0 */
   kmk_speaker_stream *stream;
   int in_speech;
-  double speech_t;
   kmk_speaker *next;
 };
 
@@ -415,19 +415,18 @@ static void stt_done(kmk_job *job, int cancelled) {
       cJSON_AddNumberToObject(ev, "audio_s", (double)j->n / STREAM_RATE);
       emit(a, ev);
     } else {
+      char lang[8];
+      snprintf(lang, sizeof lang, "%s", j->tr.lang[0] ? j->tr.lang : "en");
+      lang[strcspn(lang, "-_")] = '\0'; /* "en-US" -> "en": personas speak in languages */
       cJSON *ev = kmk_event_new(now(a), "transcript", j->speaker);
       cJSON_AddStringToObject(ev, "text", j->tr.text);
-      cJSON_AddStringToObject(ev, "lang", j->tr.lang[0] ? j->tr.lang : "en");
+      cJSON_AddStringToObject(ev, "lang", lang);
       cJSON_AddNumberToObject(ev, "confidence", (double)(int)(j->tr.confidence * 1000) / 1000);
       cJSON_AddNumberToObject(ev, "audio_s", (double)(int)((double)j->n / STREAM_RATE * 1000) / 1000);
       cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
       cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
       cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(j->run_ms * 10) / 10);
-      emit(a, ev);
-      ev = kmk_event_new(now(a), "transcript", j->speaker);
-      cJSON_AddStringToObject(ev, "text", j->tr.text);
-      cJSON_AddStringToObject(ev, "lang", j->tr.lang[0] ? j->tr.lang : "en");
-      cJSON_AddNumberToObject(ev, "confidence", j->tr.confidence);
+      kmk_eventlog_write(a->o.log, ev);
       to_personas(a, ev, j->end_ns, stt_ms);
       cJSON_Delete(ev);
     }
@@ -445,10 +444,12 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
   double t;
   switch (sev->type) {
     case KMK_EP_SPEECH_START: {
+      /* t = when the turn was detected (the timeline tick); audio_t = where its audio begins,
+         pre-roll included, sample-accurate */
       t = s->t0 + (double)sev->start_sample / STREAM_RATE;
       s->in_speech = 1;
-      s->speech_t = t;
-      cJSON *ev = kmk_event_new(t, "speech_start", s->name);
+      cJSON *ev = kmk_event_new(now(a), "speech_start", s->name);
+      cJSON_AddNumberToObject(ev, "audio_t", round(t * 1000) / 1000);
       emit(a, ev);
       barge_in(a, s->name);
       break;
@@ -456,9 +457,10 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
     case KMK_EP_SPEECH_END: {
       t = s->t0 + (double)(sev->start_sample + sev->length) / STREAM_RATE;
       s->in_speech = 0;
-      cJSON *ev = kmk_event_new(t, "speech_end", s->name);
-      cJSON_AddNumberToObject(ev, "duration_s",
-                              (double)(int)((double)sev->length / STREAM_RATE * 1000) / 1000);
+      cJSON *ev = kmk_event_new(now(a), "speech_end", s->name);
+      cJSON_AddNumberToObject(ev, "audio_t", round(t * 1000) / 1000);
+      cJSON_AddNumberToObject(ev, "duration_s", round((double)sev->length / STREAM_RATE * 1000) / 1000);
+      if (sev->forced) cJSON_AddBoolToObject(ev, "forced", 1);
       emit(a, ev);
       stt_job *j = calloc(1, sizeof *j);
       int16_t *pcm = kmk_speaker_stream_take_pcm(s->stream);
@@ -513,8 +515,7 @@ kmk_speaker *kmk_agent_speaker_join(kmk_agent *a, const char *name, double t) {
   s->next = a->speakers;
   a->speakers = s;
   cJSON *ev = kmk_event_new(t, "join", name);
-  emit(a, ev);
-  ev = kmk_event_new(t, "join", name);
+  kmk_eventlog_write(a->o.log, ev);
   to_personas(a, ev, 0, -1);
   cJSON_Delete(ev);
   return s;
@@ -536,8 +537,7 @@ void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
   if (*pp) *pp = s->next;
   double t = s->t0 + (double)kmk_speaker_stream_position(s->stream) / STREAM_RATE;
   cJSON *ev = kmk_event_new(t, "leave", s->name);
-  emit(a, ev);
-  ev = kmk_event_new(t, "leave", s->name);
+  kmk_eventlog_write(a->o.log, ev);
   to_personas(a, ev, 0, -1);
   cJSON_Delete(ev);
   kmk_speaker_stream_free(s->stream);

@@ -36,7 +36,8 @@ static int collect(void *ud, const int16_t *pcm, size_t n, int rate) {
 }
 
 /* The demo conversation: who says what, when (seconds on the timeline). Alice and Bob talk to
-   each other (the persona should stay out of it) and each addresses the persona once. */
+   each other (the persona should stay out of it) and each addresses the persona once. The persona greets both
+   as they join, so the talk starts after its greetings. */
 typedef struct {
   const char *speaker, *voice;
   double at;
@@ -44,10 +45,10 @@ typedef struct {
 } demo_line;
 
 static const demo_line demo_script[] = {
-    {"alice", "slt", 3.0, "Hello Bob. Did you see the game last night?"},
-    {"bob", "kal16", 7.0, "Yes, it was a great game."},
-    {"bob", "kal16", 10.5, "Kameko, how are you today?"},
-    {"alice", "slt", 19.0, "Kameko, what can you do?"},
+    {"alice", "slt", 6.0, "Hello Bob. Did you see the game last night?"},
+    {"bob", "kal16", 10.0, "Yes, it was a great game."},
+    {"bob", "kal16", 13.5, "Kameko, how are you today?"},
+    {"alice", "slt", 22.0, "Kameko, what can you do?"},
 };
 
 /* Writes one speaker's track: their lines at their times, silence between, 2 s of tail. */
