@@ -8,6 +8,9 @@
  * Owns the strings of the decisions it fills (freed by kmk_decision_clear). Pure functions: any
  * thread may call.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include "kameko/brain.h"
 
 #include <ctype.h>
