@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kameko/mls_group.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -148,6 +150,27 @@ int kmk_dave_frame_parse(const uint8_t *frame, size_t len, kmk_dave_frame_info *
  * of 5 from the epoch authenticator. out must hold digits + 1 bytes. */
 int kmk_dave_displayable_code(const uint8_t *data, size_t len, size_t digits, size_t group,
                               char *out);
+
+/* ---------- DAVE's use of MLS (dave_mls.c) ---------- */
+/* KeyPackage for DAVE: basic credential = user id as u64 big-endian, suite 2 capabilities. */
+int kmk_dave_key_package_create(uint64_t user_id, kmk_mls_key_package_keys *keys,
+                                kmk_mls_bytes *out);
+/* User id of a leaf (basic credential of exactly 8 bytes), or KMK_DAVE_ERR_DECODE. */
+int kmk_dave_leaf_user_id(const kmk_mls_leaf_node *leaf, uint64_t *user_id);
+/* Leaf index of a user in the group's tree, or KMK_DAVE_ERR_NO_KEY when absent. */
+int kmk_dave_group_find_user(const kmk_mls_group *g, uint64_t user_id, uint32_t *leaf);
+/* The sender's base secret for the group's current epoch. */
+int kmk_dave_group_sender_secret(const kmk_mls_group *g, uint64_t user_id,
+                                 uint8_t out[KMK_DAVE_BASE_LEN]);
+/* 30-digit voice privacy code from the epoch authenticator (groups of 5). out: 31 bytes. */
+int kmk_dave_voice_privacy_code(const kmk_mls_group *g, char out[31]);
+/* Op 25 payload: an ExternalSender (P-256 key, basic credential). Views point into p. */
+int kmk_dave_external_sender_parse(const uint8_t *p, size_t n, kmk_mls_external_sender *es);
+/* DAVE's checks on a joined group: group id = channel id (u64 big-endian), the GroupContext's
+ * external_senders extension holds exactly the gateway's sender `es`, every leaf has a basic
+ * credential of 8 bytes and DAVE's capabilities. */
+int kmk_dave_group_check(const kmk_mls_group *g, uint64_t channel_id,
+                         const kmk_mls_external_sender *es);
 
 #ifdef __cplusplus
 }

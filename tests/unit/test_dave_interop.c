@@ -16,6 +16,7 @@
 
 #define PEER_DIR KMK_SOURCE_DIR "/tests/peers/dave"
 #define MY_USER 1003ull
+#define CHANNEL 1234567890123456789ull
 
 static FILE *to_peer, *from_peer;
 static pid_t peer_pid;
@@ -70,10 +71,6 @@ static uint8_t *unhex(const char *s, size_t *n) {
   return b;
 }
 
-static void be64(uint64_t v, uint8_t out[8]) {
-  for (int i = 0; i < 8; i++) out[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 static void test_interop_with_davey(void) {
   if (access(PEER_DIR "/node_modules/@snazzah/davey/package.json", R_OK) != 0) {
     printf("SKIP davey interop: %s/node_modules missing (run: npm ci --prefix tests/peers/dave)\n",
@@ -84,11 +81,9 @@ static void test_interop_with_davey(void) {
   CHECK_EQ_INT(spawn_peer(), 0);
   if (!to_peer) return;
 
-  uint8_t id[8];
-  be64(MY_USER, id);
   kmk_mls_key_package_keys keys;
   kmk_mls_bytes kp = {0};
-  CHECK_EQ_INT(kmk_mls_key_package_create(id, 8, 0, &keys, &kp), 0);
+  CHECK_EQ_INT(kmk_dave_key_package_create(MY_USER, &keys, &kp), 0);
   send_hex("KP", kp.data, kp.len, NULL);
 
   kmk_mls_group g;
@@ -99,9 +94,16 @@ static void test_interop_with_davey(void) {
   kmk_dave_decryptor_init(&dec_a);
   kmk_dave_decryptor_init(&dec_b);
   int joined = 0, done = 0, frames_in = 0, frames_out = 0;
+  uint8_t *ext_pkg = NULL;
+  kmk_mls_external_sender es;
+  memset(&es, 0, sizeof es);
   char *line;
   while ((line = read_line())) {
-    if (strncmp(line, "WELCOME ", 8) == 0) {
+    if (strncmp(line, "EXTERNAL ", 9) == 0) {
+      size_t n;
+      ext_pkg = unhex(line + 9, &n);
+      CHECK_EQ_INT(kmk_dave_external_sender_parse(ext_pkg, n, &es), 0);
+    } else if (strncmp(line, "WELCOME ", 8) == 0) {
       size_t n;
       uint8_t *w = unhex(line + 8, &n);
       const uint8_t *body = w;
@@ -125,15 +127,20 @@ static void test_interop_with_davey(void) {
       free(w);
       if (rc) break;
       joined = 1;
+      CHECK(ext_pkg != NULL);
+      if (ext_pkg) CHECK_EQ_INT(kmk_dave_group_check(&g, CHANNEL, &es), 0);
+      uint32_t leaf_a, leaf_b, leaf_me;
+      CHECK(kmk_dave_group_find_user(&g, 1001, &leaf_a) == 0 && kmk_dave_group_find_user(&g, 1002, &leaf_b) == 0 &&
+            kmk_dave_group_find_user(&g, MY_USER, &leaf_me) == 0 && leaf_me == g.my_leaf);
       uint8_t base[16];
-      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, MY_USER, base), 0);
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, MY_USER, base), 0);
       kmk_dave_encryptor_set_key(&enc, base, 16);
-      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, 1001, base), 0);
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, 1001, base), 0);
       kmk_dave_decryptor_set_key(&dec_a, base, 16, 0);
-      CHECK_EQ_INT(kmk_dave_sender_base_secret(g.secrets.exporter, 1002, base), 0);
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, 1002, base), 0);
       kmk_dave_decryptor_set_key(&dec_b, base, 16, 0);
       char code[31];
-      CHECK_EQ_INT(kmk_dave_displayable_code(g.secrets.epoch_authenticator, 32, 30, 5, code), 0);
+      CHECK_EQ_INT(kmk_dave_voice_privacy_code(&g, code), 0);
       printf("joined epoch %llu at leaf %u of %u; voice privacy code %s\n",
              (unsigned long long)g.epoch, g.my_leaf, g.tree.n_leaves, code);
       send_hex("JOINED", g.secrets.epoch_authenticator, 32, code);
@@ -181,6 +188,7 @@ static void test_interop_with_davey(void) {
   kmk_dave_decryptor_wipe(&dec_b);
   kmk_mls_group_free(&g);
   kmk_mls_bytes_free(&kp);
+  free(ext_pkg);
 }
 
 int main(void) {

@@ -9,6 +9,7 @@
 //
 // Line protocol (one message per line, hex payloads). The C side speaks first:
 //   C -> peer  KP <key package>                    our bare KeyPackage (op 26 payload)
+//   peer -> C  EXTERNAL <external sender package>  op 25 payload
 //   peer -> C  WELCOME <welcome>                   op 30 payload without the transition id
 //   C -> peer  JOINED <epoch authenticator> <code>
 //   peer -> C  DECRYPT <user id> <frame>           a davey-encrypted Opus frame
@@ -101,6 +102,7 @@ try {
   b.processWelcome(result.welcome);
   log(`group epoch ${a.epoch}, users ${a.getUserIds().join(',')}`);
 
+  send('EXTERNAL ' + externalSenderPackage.toString('hex'));
   send('WELCOME ' + result.welcome.toString('hex'));
   const [authHex, code] = await expect('JOINED');
   const authA = a.getEpochAuthenticator().toString('hex');
