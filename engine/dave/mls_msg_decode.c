@@ -410,6 +410,20 @@ int kmk_mls_ratchet_tree_decode(kmk_mls_r *r, kmk_mls_view *nodes, uint32_t *n_n
   return 0;
 }
 
+int kmk_mls_authenticated_content_decode(kmk_mls_r *r, kmk_mls_authenticated_content *a) {
+  memset(a, 0, sizeof *a);
+  size_t start = r->off;
+  TRY(kmk_mls_r_u16(r, &a->wire_format));
+  if (a->wire_format != KMK_MLS_WIRE_PUBLIC && a->wire_format != KMK_MLS_WIRE_PRIVATE)
+    return KMK_MLS_ERR_DECODE;
+  TRY(kmk_mls_framed_content_decode(r, &a->content));
+  TRY(vec_view(r, &a->signature));
+  a->confirmed_input = span(r, start);
+  if (a->content.content_type == KMK_MLS_CONTENT_COMMIT) TRY(vec_view(r, &a->confirmation_tag));
+  a->raw = span(r, start);
+  return 0;
+}
+
 /* ---------- MLSMessage ---------- */
 
 int kmk_mls_message_decode(kmk_mls_r *r, kmk_mls_message *m) {

@@ -251,6 +251,41 @@ typedef struct kmk_mls_parent_node {
 int kmk_mls_tree_nodes_next(kmk_mls_r *it, int *present, uint8_t *type, kmk_mls_leaf_node *leaf,
                             kmk_mls_parent_node *parent, kmk_mls_view *raw);
 
+/* AuthenticatedContent = wire_format || FramedContent || FramedContentAuthData. */
+typedef struct kmk_mls_authenticated_content {
+  uint16_t wire_format;
+  kmk_mls_framed_content content;
+  kmk_mls_view signature, confirmation_tag;
+  kmk_mls_view confirmed_input; /* wire_format || content || signature<V> */
+  kmk_mls_view raw;
+} kmk_mls_authenticated_content;
+int kmk_mls_authenticated_content_decode(kmk_mls_r *r, kmk_mls_authenticated_content *a);
+
+/* ---------- framing and protection of PublicMessage (mls_framing.c) ---------- */
+/* FramedContentTBS: version || wire_format || content || GroupContext (the latter only for
+ * member and new_member_commit senders; gc may be NULL otherwise). */
+int kmk_mls_framed_content_tbs(kmk_mls_w *w, uint16_t wire_format, const kmk_mls_framed_content *fc,
+                               const uint8_t *gc, size_t gc_len);
+int kmk_mls_public_message_verify_signature(const kmk_mls_public_message *m, const uint8_t *pub,
+                                            size_t pub_len, const uint8_t *gc, size_t gc_len);
+/* membership_tag = MAC(membership_key, AuthenticatedContentTBM). */
+int kmk_mls_membership_tag(const uint8_t key[KMK_MLS_NH], const kmk_mls_public_message *m,
+                           const uint8_t *gc, size_t gc_len, uint8_t out[KMK_MLS_NH]);
+int kmk_mls_public_message_verify_membership(const uint8_t key[KMK_MLS_NH],
+                                             const kmk_mls_public_message *m, const uint8_t *gc,
+                                             size_t gc_len);
+/* Signs fc (and tags it when the sender is a member) and writes an MLSMessage(PublicMessage).
+ * confirmation_tag (Nh bytes) is required for commits; membership_key for member senders. */
+int kmk_mls_public_message_protect(kmk_mls_w *w, const kmk_mls_framed_content *fc,
+                                   const uint8_t sig_priv[KMK_MLS_PRIV], const uint8_t *gc,
+                                   size_t gc_len, const uint8_t *confirmation_tag,
+                                   const uint8_t *membership_key);
+/* ProposalRef = RefHash("MLS 1.0 Proposal Reference", AuthenticatedContent) of a proposal sent
+ * as a PublicMessage. */
+int kmk_mls_proposal_ref(const kmk_mls_public_message *m, uint8_t out[KMK_MLS_NH]);
+/* ConfirmedTranscriptHashInput of a commit PublicMessage: wire_format || content || signature. */
+int kmk_mls_public_message_confirmed_input(const kmk_mls_public_message *m, kmk_mls_w *w);
+
 /* ---------- encoders ---------- */
 int kmk_mls_credential_encode(kmk_mls_w *w, const kmk_mls_credential *c);
 int kmk_mls_capabilities_encode(kmk_mls_w *w, const kmk_mls_capabilities *c);

@@ -71,6 +71,42 @@ static uint8_t *unhex(const char *s, size_t *n) {
   return b;
 }
 
+/* Our ProposalRefs of the gateway's proposals must be exactly the refs davey's commit carries,
+ * and each external proposal's signature must verify with the external sender's key. */
+static int check_commit_refs(const uint8_t *props, size_t pn, const uint8_t *commit, size_t cn,
+                             const kmk_mls_external_sender *es) {
+  uint8_t refs[8][32];
+  int nrefs = 0;
+  kmk_mls_r r, it;
+  kmk_mls_r_init(&r, props, pn);
+  if (kmk_mls_r_vec(&r, &it) || kmk_mls_r_done(&r)) return 0;
+  while (kmk_mls_r_left(&it) && nrefs < 8) {
+    kmk_mls_message m;
+    if (kmk_mls_message_decode(&it, &m) || m.wire_format != KMK_MLS_WIRE_PUBLIC) return 0;
+    if (m.pub.content.sender.type != KMK_MLS_SENDER_EXTERNAL ||
+        kmk_mls_public_message_verify_signature(&m.pub, es->signature_key.p, es->signature_key.len,
+                                                NULL, 0) != 0)
+      return 0;
+    if (kmk_mls_proposal_ref(&m.pub, refs[nrefs++])) return 0;
+  }
+  kmk_mls_message cm;
+  if (kmk_mls_message_decode_all(commit, cn, &cm) || cm.wire_format != KMK_MLS_WIRE_PUBLIC ||
+      cm.pub.content.content_type != KMK_MLS_CONTENT_COMMIT)
+    return 0;
+  kmk_mls_r_init(&it, cm.pub.content.commit.proposals.p, cm.pub.content.commit.proposals.len);
+  int seen = 0;
+  while (kmk_mls_r_left(&it)) {
+    kmk_mls_proposal_or_ref po;
+    if (kmk_mls_proposals_next(&it, &po) || po.type != 2 || po.ref.len != 32) return 0;
+    int found = 0;
+    for (int i = 0; i < nrefs; i++) found |= memcmp(refs[i], po.ref.p, 32) == 0;
+    if (!found) return 0;
+    seen++;
+  }
+  printf("davey's commit references our %d ProposalRefs; external proposal signatures verify\n", seen);
+  return seen == nrefs && nrefs == 2;
+}
+
 static void test_interop_with_davey(void) {
   if (access(PEER_DIR "/node_modules/@snazzah/davey/package.json", R_OK) != 0) {
     printf("SKIP davey interop: %s/node_modules missing (run: npm ci --prefix tests/peers/dave)\n",
@@ -94,7 +130,8 @@ static void test_interop_with_davey(void) {
   kmk_dave_decryptor_init(&dec_a);
   kmk_dave_decryptor_init(&dec_b);
   int joined = 0, done = 0, frames_in = 0, frames_out = 0;
-  uint8_t *ext_pkg = NULL;
+  uint8_t *ext_pkg = NULL, *props = NULL;
+  size_t props_len = 0;
   kmk_mls_external_sender es;
   memset(&es, 0, sizeof es);
   char *line;
@@ -103,6 +140,13 @@ static void test_interop_with_davey(void) {
       size_t n;
       ext_pkg = unhex(line + 9, &n);
       CHECK_EQ_INT(kmk_dave_external_sender_parse(ext_pkg, n, &es), 0);
+    } else if (strncmp(line, "PROPOSALS ", 10) == 0) {
+      props = unhex(line + 10, &props_len);
+    } else if (strncmp(line, "COMMIT ", 7) == 0) {
+      size_t n;
+      uint8_t *c = unhex(line + 7, &n);
+      CHECK(props && ext_pkg && check_commit_refs(props, props_len, c, n, &es));
+      free(c);
     } else if (strncmp(line, "WELCOME ", 8) == 0) {
       size_t n;
       uint8_t *w = unhex(line + 8, &n);
@@ -189,6 +233,7 @@ static void test_interop_with_davey(void) {
   kmk_mls_group_free(&g);
   kmk_mls_bytes_free(&kp);
   free(ext_pkg);
+  free(props);
 }
 
 int main(void) {

@@ -10,6 +10,8 @@
 // Line protocol (one message per line, hex payloads). The C side speaks first:
 //   C -> peer  KP <key package>                    our bare KeyPackage (op 26 payload)
 //   peer -> C  EXTERNAL <external sender package>  op 25 payload
+//   peer -> C  PROPOSALS <proposals>               op 27 payload body (vector of MLSMessages)
+//   peer -> C  COMMIT <commit>                     the commit davey made from them (op 29 body)
 //   peer -> C  WELCOME <welcome>                   op 30 payload without the transition id
 //   C -> peer  JOINED <epoch authenticator> <code>
 //   peer -> C  DECRYPT <user id> <frame>           a davey-encrypted Opus frame
@@ -103,6 +105,8 @@ try {
   log(`group epoch ${a.epoch}, users ${a.getUserIds().join(',')}`);
 
   send('EXTERNAL ' + externalSenderPackage.toString('hex'));
+  send('PROPOSALS ' + vec(proposals).toString('hex'));
+  send('COMMIT ' + result.commit.toString('hex'));
   send('WELCOME ' + result.welcome.toString('hex'));
   const [authHex, code] = await expect('JOINED');
   const authA = a.getEpochAuthenticator().toString('hex');
