@@ -152,6 +152,12 @@ function Agent:remember(id, ctx)
   end
 end
 
+--- Whether to ask the LLM: kmk.llm_available(), unless agent.force_llm (true/false) overrides it.
+function Agent:llm_on()
+  if self.force_llm ~= nil then return self.force_llm end
+  return kmk.llm_available()
+end
+
 --- on_event(ev, request_id) -> action | nil
 function Agent:on_event(ev, request_id)
   local kind = self:classify(ev)
@@ -168,7 +174,7 @@ function Agent:on_event(ev, request_id)
   if kind == "self" or kind == "leave" then return nil end
   if kind == "say" and text.normalize(entry.text) == "" then return nil end
   local ctx = self:context(entry)
-  if kmk.llm_available() and request_id then
+  if self:llm_on() and request_id then
     self:remember(request_id, ctx)
     return {
       kind = "llm",

@@ -1,0 +1,37 @@
+-- window_spec.lua - scripts/window.lua
+local spec = use("spec")
+local describe, it, expect = spec.describe, spec.it, spec.expect
+local window = use("window")
+
+describe("window", function()
+  it("keeps exactly the last N entries, oldest first", function()
+    local w = window.new(15)
+    for i = 1, 40 do w:push({t = i, kind = "say", speaker = "a", text = tostring(i)}) end
+    local items = w:items()
+    expect(#items).to_be(15)
+    expect(items[1].t).to_be(26)
+    expect(items[15].t).to_be(40)
+    for i = 2, 15 do expect(items[i].t).to_be(items[i - 1].t + 1) end
+  end)
+  it("works before it is full", function()
+    local w = window.new(5)
+    w:push({t = 1})
+    w:push({t = 2})
+    expect(w:len()).to_be(2)
+    expect(w:items()[1].t).to_be(1)
+    expect(w:last(1).t).to_be(2)
+    expect(w:last(2).t).to_be(1)
+    expect(w:last(3)).to_be_nil()
+  end)
+  it("last(k) follows wrap-around", function()
+    local w = window.new(3)
+    for i = 1, 7 do w:push({t = i}) end
+    expect(w:last(1).t).to_be(7)
+    expect(w:last(3).t).to_be(5)
+  end)
+  it("defaults to 15 and clamps sizes", function()
+    expect(window.new(nil).size).to_be(15)
+    expect(window.new(0).size).to_be(1)
+    expect(window.new(10 ^ 9).size).to_be(window.MAX_SIZE)
+  end)
+end)
