@@ -230,4 +230,17 @@ end
 
 function M.agent() return current end
 
+--- export_state() -> plain data handed to the next state on a hot reload
+function M.export_state()
+  return {version = 1, window = current.window:items()}
+end
+
+--- import_state(s): takes over the window (the newest entries if the new window is smaller)
+function M.import_state(s)
+  if type(s) ~= "table" or s.version ~= 1 or type(s.window) ~= "table" then return end
+  for _, e in ipairs(s.window) do
+    if type(e) == "table" and type(e.kind) == "string" then current.window:push(e) end
+  end
+end
+
 return M

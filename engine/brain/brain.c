@@ -3,6 +3,9 @@
  * decisions or LLM requests out.
  *
  * Owns: the kmk_lua state, the persona facts (kmk_persona_info) and the request-id counter.
+ * Reload is a transaction: a fresh state is built and self-checked, the old one exports its
+ * conversation (the window) and the new one imports it; only then are they swapped. Any failure
+ * keeps the running state. Request ids live in C, so they survive a reload.
  * Only the newest LLM request is live: a result for an older id is dropped (KMK_ACTION_NONE).
  * Every decision, from the rules or from the LLM, passes kmk_decision_from_json before C sees it.
  * Thread: loop thread only.
@@ -22,6 +25,10 @@
 
 struct kmk_brain {
   kmk_lua *vm;
+  char persona_path[1024], scripts_dir[1024]; /* for reloads; scripts_dir "" = default */
+  int llm_available;
+  size_t mem_limit;
+  double budget_ms, wall_epoch;
   kmk_persona_info info;
   uint64_t next_id;   /* the id the next LLM request will get */
   uint64_t latest_id; /* the live request, 0 = none */
@@ -110,47 +117,40 @@ static void fill_info(kmk_persona_info *pi, const cJSON *info) {
   pi->max_reply_chars = cJSON_IsNumber(mr) ? (size_t)mr->valuedouble : KMK_DECISION_DEFAULT_MAX_REPLY;
 }
 
-kmk_brain *kmk_brain_new(const kmk_brain_opts *o, char *err, size_t errlen) {
-  if (err && errlen) err[0] = '\0';
-  if (!o || !o->persona_path) {
-    set_err(err, errlen, "%s%s", "kmk_brain_new: persona_path is required", "");
-    return NULL;
-  }
-  kmk_brain *b = calloc(1, sizeof *b);
-  if (!b) return NULL;
-  b->next_id = 1;
-  kmk_lua_opts lo = {o->mem_limit, BRAIN_LOAD_BUDGET_MS, o->llm_available, o->wall_epoch};
-  b->vm = kmk_lua_new(&lo);
-  if (!b->vm) {
-    set_err(err, errlen, "%s%s", "kmk_brain_new: cannot create the Lua state", "");
-    free(b);
-    return NULL;
+/* Builds and self-checks a complete state: scripts, persona, brain.init(). On success *vm_out
+ * and *info are filled and the state has the run-time budget; on failure err says why. */
+static int brain_build(const kmk_brain *b, kmk_lua **vm_out, kmk_persona_info *info, char *err,
+                       size_t errlen) {
+  const char *path = b->persona_path;
+  kmk_lua_opts lo = {b->mem_limit, BRAIN_LOAD_BUDGET_MS, b->llm_available, b->wall_epoch};
+  kmk_lua *vm = kmk_lua_new(&lo);
+  if (!vm) {
+    set_err(err, errlen, "%s%s", "cannot create the Lua state", "");
+    return KMK_BRAIN_ESCRIPT;
   }
   char msg[1024];
-  if (kmk_brain_load_scripts(b->vm, o->scripts_dir, msg, sizeof msg) != 0) {
+  if (kmk_brain_load_scripts(vm, b->scripts_dir[0] ? b->scripts_dir : NULL, msg, sizeof msg) != 0) {
     set_err(err, errlen, "%s%s", msg, "");
     goto fail;
   }
-  int rc = kmk_lua_load_module(b->vm, o->persona_path, "persona_file", o->persona_path, msg,
-                               sizeof msg);
+  int rc = kmk_lua_load_module(vm, path, "persona_file", path, msg, sizeof msg);
   if (rc != 0) {
     first_line(msg);
-    size_t pl = strlen(o->persona_path);
-    int has_line = strncmp(msg, o->persona_path, pl) == 0 && msg[pl] == ':' &&
-                   isdigit((unsigned char)msg[pl + 1]);
+    size_t pl = strlen(path);
+    int has_line = strncmp(msg, path, pl) == 0 && msg[pl] == ':' && isdigit((unsigned char)msg[pl + 1]);
     if (rc != KMK_LUA_EIO && !has_line) {
       /* it ran but did not return a table: point at its return statement */
       const char *got = strstr(msg, "(got ");
       if (err && errlen)
-        snprintf(err, errlen, "%s:%d: a persona file must return a table %s", o->persona_path,
-                 persona_line(o->persona_path, NULL), got ? got : "");
+        snprintf(err, errlen, "%s:%d: a persona file must return a table %s", path,
+                 persona_line(path, NULL), got ? got : "");
     } else {
       set_err(err, errlen, "%s%s", msg, "");
     }
     goto fail;
   }
   cJSON *res = NULL;
-  if (kmk_lua_invoke(b->vm, "brain", "init", NULL, &res, msg, sizeof msg) != 0) {
+  if (kmk_lua_invoke(vm, "brain", "init", NULL, &res, msg, sizeof msg) != 0) {
     first_line(msg);
     set_err(err, errlen, "%s%s", msg, "");
     goto fail;
@@ -158,23 +158,79 @@ kmk_brain *kmk_brain_new(const kmk_brain_opts *o, char *err, size_t errlen) {
   const cJSON *e = cJSON_GetObjectItem(res, "error");
   if (cJSON_IsString(e)) {
     const cJSON *fld = cJSON_GetObjectItem(res, "field");
-    int line = persona_line(o->persona_path, cJSON_IsString(fld) ? fld->valuestring : NULL);
-    if (err && errlen) snprintf(err, errlen, "%s:%d: %s", o->persona_path, line, e->valuestring);
+    int line = persona_line(path, cJSON_IsString(fld) ? fld->valuestring : NULL);
+    if (err && errlen) snprintf(err, errlen, "%s:%d: %s", path, line, e->valuestring);
     cJSON_Delete(res);
     goto fail;
   }
-  fill_info(&b->info, cJSON_GetObjectItem(res, "info"));
+  fill_info(info, cJSON_GetObjectItem(res, "info"));
   cJSON_Delete(res);
-  kmk_lua_set_budget_ms(b->vm, o->budget_ms > 0 ? o->budget_ms : KMK_LUA_DEFAULT_BUDGET_MS);
-  KMK_INFO(BRAIN_TAG, "persona %s loaded from %s (%d languages, window %d, llm %s)",
-           b->info.name, o->persona_path, b->info.n_languages, b->info.context_size,
-           o->llm_available ? "on" : "off");
-  return b;
+  kmk_lua_set_budget_ms(vm, b->budget_ms);
+  *vm_out = vm;
+  return 0;
 fail:
-  KMK_ERR(BRAIN_TAG, "%s", err ? err : "kmk_brain_new failed");
+  kmk_lua_free(vm);
+  return KMK_BRAIN_ESCRIPT;
+}
+
+kmk_brain *kmk_brain_new(const kmk_brain_opts *o, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  if (!o || !o->persona_path || strlen(o->persona_path) >= sizeof ((kmk_brain *)0)->persona_path ||
+      (o->scripts_dir && strlen(o->scripts_dir) >= sizeof ((kmk_brain *)0)->scripts_dir)) {
+    set_err(err, errlen, "%s%s", "kmk_brain_new: persona_path is required (and paths < 1 KiB)", "");
+    return NULL;
+  }
+  kmk_brain *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  b->next_id = 1;
+  snprintf(b->persona_path, sizeof b->persona_path, "%s", o->persona_path);
+  snprintf(b->scripts_dir, sizeof b->scripts_dir, "%s", o->scripts_dir ? o->scripts_dir : "");
+  b->llm_available = o->llm_available;
+  b->mem_limit = o->mem_limit;
+  b->budget_ms = o->budget_ms > 0 ? o->budget_ms : KMK_LUA_DEFAULT_BUDGET_MS;
+  b->wall_epoch = o->wall_epoch;
+  if (brain_build(b, &b->vm, &b->info, err, errlen) != 0) {
+    KMK_ERR(BRAIN_TAG, "%s", err ? err : "kmk_brain_new failed");
+    free(b);
+    return NULL;
+  }
+  KMK_INFO(BRAIN_TAG, "persona %s loaded from %s (%d languages, window %d, llm %s)",
+           b->info.name, b->persona_path, b->info.n_languages, b->info.context_size,
+           b->llm_available ? "on" : "off");
+  return b;
+}
+
+int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen) {
+  if (!b) return KMK_BRAIN_EINVAL;
+  if (err && errlen) err[0] = '\0';
+  kmk_lua *vm = NULL;
+  kmk_persona_info info;
+  if (brain_build(b, &vm, &info, err, errlen) != 0) {
+    KMK_WARN(BRAIN_TAG, "reload of %s failed, keeping the running persona: %s", b->persona_path,
+             err ? err : "");
+    return KMK_BRAIN_ESCRIPT;
+  }
+  /* hand the conversation over: the old state exports, the new one imports */
+  cJSON *state = NULL, *args = cJSON_CreateArray();
+  char msg[1024];
+  if (kmk_lua_invoke(b->vm, "brain", "export_state", NULL, &state, msg, sizeof msg) != 0)
+    KMK_WARN(BRAIN_TAG, "reload: the old state could not export (%s); starting fresh", msg);
+  if (state) cJSON_AddItemToArray(args, state);
+  kmk_lua_set_now(vm, kmk_lua_now(b->vm));
+  int rc = state ? kmk_lua_invoke(vm, "brain", "import_state", args, NULL, msg, sizeof msg) : 0;
+  cJSON_Delete(args);
+  if (rc != 0) {
+    first_line(msg);
+    set_err(err, errlen, "reload: the new scripts could not import the state: %s", msg, "");
+    KMK_WARN(BRAIN_TAG, "%s", err ? err : "reload failed");
+    kmk_lua_free(vm);
+    return KMK_BRAIN_ESCRIPT;
+  }
   kmk_lua_free(b->vm);
-  free(b);
-  return NULL;
+  b->vm = vm;
+  b->info = info;
+  KMK_INFO(BRAIN_TAG, "persona %s reloaded from %s", info.name, b->persona_path);
+  return 0;
 }
 
 const kmk_persona_info *kmk_brain_persona(const kmk_brain *b) { return &b->info; }
@@ -189,6 +245,7 @@ const kmk_voice_info *kmk_persona_voice(const kmk_persona_info *p, const char *l
 }
 
 void kmk_brain_set_llm_available(kmk_brain *b, int available) {
+  b->llm_available = available;
   kmk_lua_set_llm_available(b->vm, available);
 }
 

@@ -114,6 +114,11 @@ int kmk_brain_event(kmk_brain *b, const cJSON *event, double now, kmk_brain_acti
 int kmk_brain_llm_result(kmk_brain *b, uint64_t request_id, const char *text, const char *error,
                          kmk_brain_action *out);
 void kmk_brain_set_llm_available(kmk_brain *b, int available);
+/* Hot reload as a transaction: rebuilds the scripts and the persona from disk in a fresh state,
+ * self-checks it, hands the context window over and swaps. On failure (err says why, with
+ * file:line for a broken persona) the running persona is kept untouched. The kmk_persona_info
+ * pointer stays valid (its contents may change). */
+int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen);
 void kmk_brain_action_clear(kmk_brain_action *a);
 void kmk_brain_free(kmk_brain *b);
 

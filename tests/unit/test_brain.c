@@ -333,6 +333,42 @@ static void test_broken_personas(void) {
   remove(path);
 }
 
+static void test_reload_transaction(void) {
+  const char *v1 = "return { name = \"Rina\", languages = {\"en\"}, context_size = 15,\n"
+                   "  rules = function(ctx) if ctx.addressed then return 'v1' end end }\n";
+  const char *v2 = "return { name = \"Rina\", languages = {\"en\"}, context_size = 15,\n"
+                   "  rules = function(ctx) if ctx.addressed then return 'v2 ' .. #ctx.window end end }\n";
+  const char *path = write_persona("reload", v1);
+  kmk_brain_opts o = {NULL, path, 0, 0, 200.0, 0};
+  kmk_brain *b = kmk_brain_new(&o, err, sizeof err);
+  CHECK(b != NULL);
+  if (!b) return;
+  kmk_brain_action a;
+  CHECK_EQ_INT(feed(b, 1, "transcript", "al", "rina hi", &a), KMK_ACTION_DECISION);
+  CHECK_STR(a.decision.response, "v1");
+  kmk_brain_action_clear(&a);
+  CHECK_EQ_INT(feed(b, 2, "join", "bo", NULL, &a), KMK_ACTION_DECISION);
+  kmk_brain_action_clear(&a);
+  /* a broken edit: the reload fails with file:line and the old persona keeps running */
+  write_persona("reload", "return { name = \"Rina\",\n  languages = 5 }\n");
+  CHECK(kmk_brain_reload(b, err, sizeof err) < 0);
+  CHECK(strstr(err, ":2: 'languages' must be") != NULL);
+  CHECK_EQ_INT(feed(b, 3, "transcript", "al", "rina hi", &a), KMK_ACTION_DECISION);
+  CHECK_STR(a.decision.response, "v1");
+  kmk_brain_action_clear(&a);
+  write_persona("reload", "return {\n");
+  CHECK(kmk_brain_reload(b, err, sizeof err) < 0);
+  /* a good edit: swapped, and the window (3 entries so far) came along */
+  write_persona("reload", v2);
+  CHECK_EQ_INT(kmk_brain_reload(b, err, sizeof err), 0);
+  CHECK_EQ_INT(feed(b, 4, "transcript", "al", "rina hi", &a), KMK_ACTION_DECISION);
+  CHECK_STR(a.decision.response, "v2 4");
+  kmk_brain_action_clear(&a);
+  CHECK_STR(kmk_brain_persona(b)->name, "Rina");
+  kmk_brain_free(b);
+  remove(path);
+}
+
 int main(void) {
   kmk_log_set_level(KMK_LOG_ERROR);
   setenv("TZ", "UTC", 1);
@@ -345,5 +381,6 @@ int main(void) {
   RUN(test_llm_flow);
   RUN(test_window_keeps_15);
   RUN(test_broken_personas);
+  RUN(test_reload_transaction);
   return check_done();
 }
