@@ -231,16 +231,20 @@ int kmk_mls_update_path_node_decode(kmk_mls_r *r, kmk_mls_update_path_node *n) {
   return 0;
 }
 
+int kmk_mls_update_path_decode(kmk_mls_r *r, kmk_mls_update_path *p) {
+  TRY(kmk_mls_leaf_node_decode(r, &p->leaf));
+  TRY(vec_view(r, &p->nodes));
+  VALIDATE_LIST(p->nodes, kmk_mls_update_path_node, kmk_mls_update_path_node_decode);
+  return 0;
+}
+
 int kmk_mls_commit_decode(kmk_mls_r *r, kmk_mls_commit *c) {
   memset(c, 0, sizeof *c);
   TRY(vec_view(r, &c->proposals));
   VALIDATE_LIST(c->proposals, kmk_mls_proposal_or_ref, kmk_mls_proposal_or_ref_decode);
   TRY(optional_flag(r, &c->has_path));
   if (!c->has_path) return 0;
-  TRY(kmk_mls_leaf_node_decode(r, &c->path.leaf));
-  TRY(vec_view(r, &c->path.nodes));
-  VALIDATE_LIST(c->path.nodes, kmk_mls_update_path_node, kmk_mls_update_path_node_decode);
-  return 0;
+  return kmk_mls_update_path_decode(r, &c->path);
 }
 
 /* ---------- framing ---------- */

@@ -56,11 +56,34 @@ int kmk_mls_tree_verify_leaf_signatures(const kmk_mls_tree *t, kmk_mls_view grou
 int kmk_mls_tree_validate(const kmk_mls_tree *t, kmk_mls_view group_id,
                           const uint8_t *expected_tree_hash);
 
+/* ---------- TreeKEM, receiving side (mls_treekem.c) ---------- */
+typedef struct kmk_mls_path_key kmk_mls_path_key;
+/* Merges a committer's UpdatePath (section 7.5): blanks the sender's direct path, installs the
+ * filtered direct path's new parent nodes with their parent hashes, checks the leaf's parent
+ * hash and signature, replaces the leaf. On error the tree is partly modified: merge into a
+ * copy. Leaves added by the same commit must already be in the tree (part 2: exclusions). */
+int kmk_mls_tree_merge_update_path(kmk_mls_tree *t, uint32_t sender,
+                                   const kmk_mls_update_path *path, kmk_mls_view group_id);
+/* Decrypts the path secret meant for leaf `me` (after the merge, with the provisional
+ * GroupContext gc); *node_out is the filtered-direct-path node it belongs to. path_keys (one per
+ * node, may be NULL) are the parent private keys we hold. */
+int kmk_mls_tree_decrypt_path(const kmk_mls_tree *t, uint32_t sender, uint32_t me,
+                              const kmk_mls_update_path *path, const uint8_t *gc, size_t gc_len,
+                              const uint8_t leaf_priv[KMK_MLS_PRIV],
+                              const kmk_mls_path_key *path_keys, uint8_t path_secret[KMK_MLS_NH],
+                              uint32_t *node_out);
+/* From the path secret of `node` on the sender's filtered direct path: checks every derived
+ * public key up to the root, stores private keys in path_keys (optional) and outputs the commit
+ * secret (optional). */
+int kmk_mls_tree_derive_path(const kmk_mls_tree *t, uint32_t sender, uint32_t node,
+                             const uint8_t path_secret[KMK_MLS_NH], kmk_mls_path_key *path_keys,
+                             uint8_t commit_secret[KMK_MLS_NH]);
+
 /* ---------- group ---------- */
-typedef struct kmk_mls_path_key {
+struct kmk_mls_path_key {
   int present;
   uint8_t priv[KMK_MLS_PRIV];
-} kmk_mls_path_key;
+};
 
 typedef struct kmk_mls_group {
   kmk_mls_bytes group_id;

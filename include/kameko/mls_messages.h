@@ -219,6 +219,7 @@ int kmk_mls_proposal_decode(kmk_mls_r *r, kmk_mls_proposal *p);
 int kmk_mls_proposal_body_decode(kmk_mls_r *r, uint16_t type, kmk_mls_proposal *p);
 int kmk_mls_proposal_or_ref_decode(kmk_mls_r *r, kmk_mls_proposal_or_ref *p);
 int kmk_mls_commit_decode(kmk_mls_r *r, kmk_mls_commit *c);
+int kmk_mls_update_path_decode(kmk_mls_r *r, kmk_mls_update_path *p);
 int kmk_mls_update_path_node_decode(kmk_mls_r *r, kmk_mls_update_path_node *n);
 int kmk_mls_hpke_ct_decode(kmk_mls_r *r, kmk_mls_hpke_ct *c);
 int kmk_mls_framed_content_decode(kmk_mls_r *r, kmk_mls_framed_content *f);
