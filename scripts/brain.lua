@@ -20,7 +20,7 @@ local M = {}
 
 -- event types
 M.SAY = {transcript = true, chat = true, message = true}
-M.SELF = {bot_said = true, audio_out_start = true, reply = true, agent_said = true}
+M.SELF = {bot_speech = true, bot_said = true, audio_out_start = true, agent_said = true}
 M.JOIN = {join = true}
 M.LEAVE = {leave = true}
 M.MAX_PENDING = 4
@@ -50,17 +50,16 @@ local function event_text(ev)
   return text.cut(s, window.MAX_TEXT)
 end
 
---- classify(ev) -> "say" | "self" | "join" | "leave" | nil (not a conversation event)
+--- classify(ev) -> "say" | "self" | "bot" | "join" | "leave" | nil (not a conversation event)
+--- "bot": another persona's speech; it goes into the window but is never answered (no loops).
 function Agent:classify(ev)
   local ty = ev.type
   if type(ty) ~= "string" then return nil end
   local speaker = type(ev.speaker) == "string" and ev.speaker or ""
-  if M.SELF[ty] or ev.self == true then return "self" end
-  if M.SAY[ty] then
-    if kmk.lower(speaker) == kmk.lower(self.persona.name) then return "self" end
-    return "say"
-  end
-  local own = kmk.lower(speaker) == kmk.lower(self.persona.name)
+  local own = speaker == "" or kmk.lower(speaker) == kmk.lower(self.persona.name)
+  if M.SELF[ty] then return own and "self" or "bot" end
+  if ev.self == true then return "self" end
+  if M.SAY[ty] then return own and speaker ~= "" and "self" or "say" end
   if M.JOIN[ty] then return not own and "join" or nil end
   if M.LEAVE[ty] then return not own and "leave" or nil end
   return nil
@@ -164,13 +163,26 @@ function Agent:on_event(ev, request_id)
   if not kind then return nil end
   local entry = {
     t = tonumber(ev.t) or kmk.now(),
-    kind = kind,
-    speaker = type(ev.speaker) == "string" and ev.speaker or "someone",
+    kind = kind == "bot" and "say" or kind,
+    speaker = type(ev.speaker) == "string" and ev.speaker ~= "" and ev.speaker or "someone",
     text = event_text(ev),
   }
-  if kind == "say" or kind == "self" then entry.lang = text.detect_lang(entry.text) end
-  if kind == "self" then entry.speaker = self.persona.name end
+  if kind ~= "join" and kind ~= "leave" then entry.lang = text.detect_lang(entry.text) end
+  if kind == "self" then
+    entry.speaker = self.persona.name
+    if ev.complete == false then entry.interrupted = true end
+    -- the engine reports one utterance more than once (audio_out_start, then bot_speech once it
+    -- ended): update the entry already in the window instead of adding a second one
+    for k = 1, math.min(3, self.window:len()) do
+      local e = self.window:last(k)
+      if e.kind == "self" and e.text == entry.text then
+        e.t, e.interrupted = entry.t, entry.interrupted
+        return nil
+      end
+    end
+  end
   self.window:push(entry)
+  if kind == "bot" then return nil end
   if kind == "self" or kind == "leave" then return nil end
   if kind == "say" and text.normalize(entry.text) == "" then return nil end
   local ctx = self:context(entry)

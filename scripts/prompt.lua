@@ -27,6 +27,7 @@ function M.line(e, persona_name)
     return t .. " (" .. e.speaker .. " left the voice chat)"
   elseif e.kind == "self" then
     return t .. " " .. persona_name .. " (you): " .. (e.text or "")
+      .. (e.interrupted and " [interrupted]" or "")
   end
   return t .. " " .. e.speaker .. ": " .. (e.text or "")
 end

@@ -53,3 +53,28 @@ describe("prompt", function()
     expect(a.window:len()).to_be(3) -- bot_said, leave, the empty transcript
   end)
 end)
+
+describe("own and other personas' speech", function()
+  it("puts the engine's bot_speech into the window once, after audio_out_start", function()
+    local a = brain.new(use("persona_file"))
+    a.force_llm = true
+    expect(a:on_event({t = 1, type = "audio_out_start", speaker = "Kameko", text = "Hi!"}, 1))
+      .to_be_nil()
+    expect(a:on_event({t = 2, type = "bot_speech", speaker = "Kameko", text = "Hi!",
+                       complete = false}, 2)).to_be_nil()
+    expect(a.window:len()).to_be(1)
+    local e = a.window:last(1)
+    expect(e.kind).to_be("self")
+    expect(e.t).to_be(2)
+    expect(prompt.line(e, "Kameko")).to_be("[2.0s] Kameko (you): Hi! [interrupted]")
+  end)
+  it("keeps another persona's speech as a line but never answers it", function()
+    local a = brain.new(use("persona_file"))
+    a.force_llm = false
+    expect(a:on_event({t = 1, type = "bot_speech", speaker = "Rina",
+                       text = "kameko what do you think"}, 1)).to_be_nil()
+    local e = a.window:last(1)
+    expect(e.kind).to_be("say")
+    expect(e.speaker).to_be("Rina")
+  end)
+end)
