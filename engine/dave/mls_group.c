@@ -97,37 +97,12 @@ static uint32_t lca(uint32_t a, uint32_t b) {
   return k ? (a << k) + (1u << (k - 1)) - 1 : a;
 }
 
-/* Derives node keys from the path secret for the committer's filtered direct path from the
- * common ancestor upward, checking each public key against the tree. */
+/* Derives node keys from the path secret, which belongs to the lowest common ancestor of our
+ * leaf and the committer's, checking each public key against the tree. */
 static int apply_path_secret(kmk_mls_group *g, uint32_t signer, kmk_mls_view path_secret) {
-  if (path_secret.len != KMK_MLS_NH) return KMK_MLS_ERR_INVALID;
-  uint32_t fdp[32];
-  int n = kmk_mls_tree_filtered_direct_path(&g->tree, signer, fdp, 32);
-  if (n < 0) return n;
-  uint32_t anc = lca(2 * g->my_leaf, 2 * signer);
-  int start = -1;
-  for (int i = 0; i < n; i++)
-    if (fdp[i] == anc) start = i;
-  if (start < 0) return KMK_MLS_ERR_INVALID;
-  uint8_t secret[KMK_MLS_NH], node_secret[KMK_MLS_NH], priv[KMK_MLS_PRIV], pub[KMK_MLS_PUB];
-  memcpy(secret, path_secret.p, KMK_MLS_NH);
-  int rc = 0;
-  for (int i = start; i < n && !rc; i++) {
-    const kmk_mls_node *nd = &g->tree.nodes[fdp[i]];
-    rc = kmk_mls_derive_secret(secret, KMK_MLS_NH, "node", node_secret);
-    if (!rc) rc = kmk_mls_hpke_derive_key_pair(node_secret, KMK_MLS_NH, priv, pub);
-    if (!rc && (nd->type != KMK_MLS_NODE_PARENT || !view_is(nd->parent.encryption_key, pub, KMK_MLS_PUB)))
-      rc = KMK_MLS_ERR_INVALID;
-    if (!rc) {
-      g->path_keys[fdp[i]].present = 1;
-      memcpy(g->path_keys[fdp[i]].priv, priv, KMK_MLS_PRIV);
-      rc = kmk_mls_derive_secret(secret, KMK_MLS_NH, "path", secret);
-    }
-  }
-  OPENSSL_cleanse(secret, sizeof secret);
-  OPENSSL_cleanse(node_secret, sizeof node_secret);
-  OPENSSL_cleanse(priv, sizeof priv);
-  return rc;
+  if (path_secret.len != KMK_MLS_NH || signer == g->my_leaf) return KMK_MLS_ERR_INVALID;
+  return kmk_mls_tree_derive_path(&g->tree, signer, lca(2 * g->my_leaf, 2 * signer), path_secret.p,
+                                  g->path_keys, NULL);
 }
 
 /* Body of join once the secrets, GroupInfo and tree bytes are in hand. */

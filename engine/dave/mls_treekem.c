@@ -219,3 +219,80 @@ int kmk_mls_tree_decrypt_path(const kmk_mls_tree *t, uint32_t sender, uint32_t m
   free(res);
   return rc;
 }
+
+/* ---------- membership changes (section 12.1) ---------- */
+
+/* Rewrites parent x with leaf l appended to its unmerged leaves. */
+static int add_unmerged(kmk_mls_tree *t, uint32_t x, uint32_t l) {
+  kmk_mls_node *n = &t->nodes[x];
+  kmk_mls_w w;
+  kmk_mls_w_init(&w);
+  kmk_mls_w_vec(&w, n->parent.encryption_key.p, n->parent.encryption_key.len);
+  kmk_mls_w_vec(&w, n->parent.parent_hash.p, n->parent.parent_hash.len);
+  size_t m = kmk_mls_w_begin(&w);
+  kmk_mls_w_raw(&w, n->parent.unmerged_leaves.p, n->parent.unmerged_leaves.len);
+  kmk_mls_w_u32(&w, l);
+  kmk_mls_w_end(&w, m);
+  kmk_mls_bytes enc = {0};
+  int rc = kmk_mls_w_finish(&w, &enc);
+  if (rc) return rc;
+  kmk_mls_bytes_free(&n->enc);
+  n->enc = enc;
+  kmk_mls_r r, sub;
+  kmk_mls_r_init(&r, enc.data, enc.len);
+  kmk_mls_view *f[3] = {&n->parent.encryption_key, &n->parent.parent_hash, &n->parent.unmerged_leaves};
+  for (int i = 0; i < 3; i++) {
+    if (kmk_mls_r_vec(&r, &sub)) return KMK_MLS_ERR_DECODE;
+    f[i]->p = sub.p;
+    f[i]->len = sub.len;
+  }
+  return 0;
+}
+
+int kmk_mls_tree_add_leaf(kmk_mls_tree *t, const kmk_mls_leaf_node *leaf, uint32_t *index) {
+  uint32_t l = 0;
+  while (l < t->n_leaves && t->nodes[2 * l].type != KMK_MLS_NODE_BLANK) l++;
+  if (l == t->n_leaves) { /* full: double the tree to the right */
+    if (t->n_leaves >= 4096) return KMK_MLS_ERR_UNSUPPORTED;
+    uint32_t old_w = kmk_mls_tree_width(t->n_leaves), new_w = kmk_mls_tree_width(2 * t->n_leaves);
+    kmk_mls_node *nn = realloc(t->nodes, new_w * sizeof *nn);
+    if (!nn) return KMK_MLS_ERR_NOMEM;
+    memset(nn + old_w, 0, (new_w - old_w) * sizeof *nn);
+    /* views point into each node's own heap buffer, so moving the structs is safe */
+    t->nodes = nn;
+    t->n_leaves *= 2;
+  }
+  uint32_t dp[32];
+  int nd = kmk_mls_tree_direct_path(2 * l, t->n_leaves, dp, 32);
+  int rc = nd < 0 ? KMK_MLS_ERR_ARG : 0;
+  for (int i = 0; i < nd && !rc; i++)
+    if (t->nodes[dp[i]].type == KMK_MLS_NODE_PARENT) rc = add_unmerged(t, dp[i], l);
+  if (!rc) rc = set_leaf(t, l, leaf);
+  if (!rc && index) *index = l;
+  return rc;
+}
+
+int kmk_mls_tree_update_leaf(kmk_mls_tree *t, uint32_t l, const kmk_mls_leaf_node *leaf) {
+  if (l >= t->n_leaves || t->nodes[2 * l].type != KMK_MLS_NODE_LEAF) return KMK_MLS_ERR_INVALID;
+  uint32_t dp[32];
+  int nd = kmk_mls_tree_direct_path(2 * l, t->n_leaves, dp, 32);
+  for (int i = 0; i < nd; i++) blank(t, dp[i]);
+  return set_leaf(t, l, leaf);
+}
+
+int kmk_mls_tree_remove_leaf(kmk_mls_tree *t, uint32_t l) {
+  if (l >= t->n_leaves || t->nodes[2 * l].type != KMK_MLS_NODE_LEAF) return KMK_MLS_ERR_INVALID;
+  uint32_t dp[32];
+  int nd = kmk_mls_tree_direct_path(2 * l, t->n_leaves, dp, 32);
+  blank(t, 2 * l);
+  for (int i = 0; i < nd; i++) blank(t, dp[i]);
+  /* truncate: drop the right half while it is entirely blank */
+  while (t->n_leaves > 1) {
+    uint32_t half = t->n_leaves / 2, w = kmk_mls_tree_width(t->n_leaves), empty = 1;
+    for (uint32_t x = 2 * half; x < w && empty; x++) empty = t->nodes[x].type == KMK_MLS_NODE_BLANK;
+    if (!empty) break;
+    blank(t, kmk_mls_tree_root(t->n_leaves)); /* the old root becomes the right half's edge */
+    t->n_leaves = half;
+  }
+  return 0;
+}

@@ -79,6 +79,14 @@ int kmk_mls_tree_derive_path(const kmk_mls_tree *t, uint32_t sender, uint32_t no
                              const uint8_t path_secret[KMK_MLS_NH], kmk_mls_path_key *path_keys,
                              uint8_t commit_secret[KMK_MLS_NH]);
 
+/* Membership changes (section 12.1). add_leaf takes the leftmost blank leaf (doubling the tree
+ * when full) and lists it as unmerged in the non-blank parents above it; update_leaf replaces a
+ * leaf and blanks its direct path; remove_leaf blanks the leaf and its direct path, then drops
+ * blank right halves. The leaf node is copied. */
+int kmk_mls_tree_add_leaf(kmk_mls_tree *t, const kmk_mls_leaf_node *leaf, uint32_t *index);
+int kmk_mls_tree_update_leaf(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_leaf_node *ln);
+int kmk_mls_tree_remove_leaf(kmk_mls_tree *t, uint32_t leaf);
+
 /* ---------- group ---------- */
 struct kmk_mls_path_key {
   int present;
