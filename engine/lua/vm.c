@@ -371,6 +371,7 @@ size_t kmk_lua_mem_used(const kmk_lua *v) { return v->used; }
 
 int kmk_lua_call(kmk_lua *v, const char *what, int nargs, int nresults, char *err, size_t errlen) {
   lua_State *L = v->L;
+  if (!what) what = "lua call";
   int base = lua_gettop(L) - nargs - 1;
   if (base < 0 || nargs < 0 || nresults < 0 || !lua_checkstack(L, nresults + 8)) {
     if (err && errlen) snprintf(err, errlen, "%s: bad call from C", what);
