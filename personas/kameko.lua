@@ -137,8 +137,26 @@ local function reply(ctx, key, vars)
   }
 end
 
+-- Someone who dropped and came back within a minute, or the 2nd..nth of a burst of joins, is
+-- not greeted again (one greeting per burst keeps a filling room from becoming a welcome loop).
+local function greet_worthy(ctx)
+  local w = ctx.window
+  for i = #w - 1, 1, -1 do
+    local e = w[i]
+    if ctx.t - e.t > 60 then break end
+    if e.kind == "leave" and e.speaker == ctx.speaker then return false, "rejoined" end
+    if e.kind == "join" and ctx.t - e.t <= 5 then return false, "join burst" end
+  end
+  return true
+end
+
 local function rules(ctx)
-  if ctx.kind == "join" then return reply(ctx, "join") end
+  if ctx.kind == "join" then
+    local ok, why = greet_worthy(ctx)
+    if not ok then return {thought = ctx.speaker .. " joined (" .. why .. "); no greeting",
+                           should_speak = false} end
+    return reply(ctx, "join")
+  end
   local intent = intent_of(ctx)
   if not ctx.addressed then
     -- right after she spoke, a short thanks/answer gets a short reply; otherwise people are

@@ -99,6 +99,7 @@ function Agent:context(entry)
     lang = entry.kind == "say" and self:supported_lang(entry.lang) or self:recent_lang(),
     follow_up = prev ~= nil and prev.kind == "self" and entry.kind == "say"
       and (entry.t - prev.t) <= 20,
+    t = entry.t,
     now = kmk.now(),
     window = self.window:items(),
     persona = p.source,

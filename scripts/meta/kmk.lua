@@ -83,7 +83,8 @@ function use(name) end
 ---@field wake_word string?
 ---@field lang string             language to answer in ("ru" for Cyrillic text)
 ---@field follow_up boolean       the persona spoke just before (within 20 s)
----@field now number
+---@field t number              the event's time on the timeline
+---@field now number            kmk.now()
 ---@field window table[]          the context window, oldest first: {t, kind, speaker, text, lang}
 ---@field persona kmk.Persona
 ---@field seed string

@@ -202,3 +202,27 @@ describe("kameko with the LLM failing", function()
     expect(n).to_be(brain.MAX_PENDING)
   end)
 end)
+
+describe("kameko greetings are not spammy", function()
+  it("greets the first of a burst of joins only", function()
+    local a = agent()
+    local d1 = a:on_event({t = 10, type = "join", speaker = "A"}, 1).decision
+    local d2 = a:on_event({t = 11, type = "join", speaker = "B"}, 2).decision
+    local d3 = a:on_event({t = 30, type = "join", speaker = "C"}, 3).decision
+    expect(d1.should_speak).to_be(true)
+    expect(d2.should_speak).to_be(false)
+    expect(d2.thought).to_contain("burst")
+    expect(d3.should_speak).to_be(true)
+  end)
+  it("does not greet someone who dropped and came back within a minute", function()
+    local a = agent()
+    a:on_event({t = 10, type = "join", speaker = "A"}, 1)
+    a:on_event({t = 40, type = "leave", speaker = "A"}, 2)
+    local d = a:on_event({t = 50, type = "join", speaker = "A"}, 3).decision
+    expect(d.should_speak).to_be(false)
+    expect(d.thought).to_contain("rejoined")
+    a:on_event({t = 60, type = "leave", speaker = "A"}, 4)
+    d = a:on_event({t = 200, type = "join", speaker = "A"}, 5).decision
+    expect(d.should_speak).to_be(true)
+  end)
+end)
