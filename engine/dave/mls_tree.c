@@ -124,13 +124,15 @@ static uint32_t u32_at(kmk_mls_view v, size_t i) {
   return ((uint32_t)q[0] << 24) | ((uint32_t)q[1] << 16) | ((uint32_t)q[2] << 8) | q[3];
 }
 
-/* Tree hash of node x with the leaves in excl[] treated as blank and removed from unmerged lists. */
-static int hash_node(const kmk_mls_tree *t, uint32_t x, const uint32_t *excl, uint32_t n_excl,
-                     uint8_t out[KMK_MLS_NH]) {
+static int in_subtree(uint32_t root, uint32_t y);
+
+/* TreeHashInput of node x given its children's hashes (parents only), with the leaves in excl[]
+ * treated as blank and removed from unmerged lists. */
+static int node_hash(const kmk_mls_tree *t, uint32_t x, const uint32_t *excl, uint32_t n_excl,
+                     const uint8_t *lh, const uint8_t *rh, uint8_t out[KMK_MLS_NH]) {
   const kmk_mls_node *n = &t->nodes[x];
   kmk_mls_w w;
   kmk_mls_w_init(&w);
-  int rc;
   if (x % 2 == 0) {
     kmk_mls_w_u8(&w, 1);
     kmk_mls_w_u32(&w, x / 2);
@@ -138,12 +140,6 @@ static int hash_node(const kmk_mls_tree *t, uint32_t x, const uint32_t *excl, ui
     kmk_mls_w_u8(&w, (uint8_t)present);
     if (present) kmk_mls_w_raw(&w, n->enc.data, n->enc.len);
   } else {
-    uint8_t lh[KMK_MLS_NH], rh[KMK_MLS_NH];
-    if ((rc = hash_node(t, (uint32_t)kmk_mls_tree_left(x), excl, n_excl, lh)) ||
-        (rc = hash_node(t, (uint32_t)kmk_mls_tree_right(x), excl, n_excl, rh))) {
-      kmk_mls_w_free(&w);
-      return rc;
-    }
     kmk_mls_w_u8(&w, 2);
     kmk_mls_w_u8(&w, n->type == KMK_MLS_NODE_PARENT);
     if (n->type == KMK_MLS_NODE_PARENT) {
@@ -156,21 +152,58 @@ static int hash_node(const kmk_mls_tree *t, uint32_t x, const uint32_t *excl, ui
       }
       kmk_mls_w_end(&w, m);
     }
-    kmk_mls_w_vec(&w, lh, sizeof lh);
-    kmk_mls_w_vec(&w, rh, sizeof rh);
+    kmk_mls_w_vec(&w, lh, KMK_MLS_NH);
+    kmk_mls_w_vec(&w, rh, KMK_MLS_NH);
   }
-  rc = w.err ? w.err : kmk_mls_hash(w.buf, w.len, out);
+  int rc = w.err ? w.err : kmk_mls_hash(w.buf, w.len, out);
   kmk_mls_w_free(&w);
   return rc;
 }
 
+/* Tree hash of the subtree at x with exclusions. cache (optional) holds every node's plain tree
+ * hash and is used for subtrees no exclusion touches, which keeps parent-hash verification
+ * close to linear instead of quadratic in the tree size. */
+static int hash_node_c(const kmk_mls_tree *t, uint32_t x, const uint32_t *excl, uint32_t n_excl,
+                       const uint8_t (*cache)[KMK_MLS_NH], uint8_t out[KMK_MLS_NH]) {
+  if (cache) {
+    int touched = 0;
+    for (uint32_t i = 0; i < n_excl && !touched; i++) touched = in_subtree(x, 2 * excl[i]);
+    if (!touched) {
+      memcpy(out, cache[x], KMK_MLS_NH);
+      return 0;
+    }
+  }
+  if (x % 2 == 0) return node_hash(t, x, excl, n_excl, NULL, NULL, out);
+  uint8_t lh[KMK_MLS_NH], rh[KMK_MLS_NH];
+  int rc = hash_node_c(t, (uint32_t)kmk_mls_tree_left(x), excl, n_excl, cache, lh);
+  if (!rc) rc = hash_node_c(t, (uint32_t)kmk_mls_tree_right(x), excl, n_excl, cache, rh);
+  return rc ? rc : node_hash(t, x, excl, n_excl, lh, rh, out);
+}
+
+/* Plain tree hashes of every node, level by level from the leaves (caller frees). */
+static uint8_t (*all_hashes(const kmk_mls_tree *t))[KMK_MLS_NH] {
+  uint32_t w = kmk_mls_tree_width_of(t);
+  uint8_t(*c)[KMK_MLS_NH] = malloc((size_t)w * KMK_MLS_NH);
+  if (!c) return NULL;
+  uint32_t top = kmk_mls_tree_level(kmk_mls_tree_root(t->n_leaves));
+  for (uint32_t k = 0; k <= top; k++)
+    for (uint32_t x = (1u << k) - 1; x < w; x += 1u << (k + 1)) {
+      const uint8_t *lh = k ? c[kmk_mls_tree_left(x)] : NULL, *rh = k ? c[kmk_mls_tree_right(x)] : NULL;
+      if (node_hash(t, x, NULL, 0, lh, rh, c[x])) {
+        free(c);
+        return NULL;
+      }
+    }
+  return c;
+}
+
 int kmk_mls_tree_hash(const kmk_mls_tree *t, uint32_t x, uint8_t out[KMK_MLS_NH]) {
   if (x >= kmk_mls_tree_width_of(t)) return KMK_MLS_ERR_ARG;
-  return hash_node(t, x, NULL, 0, out);
+  return hash_node_c(t, x, NULL, 0, NULL, out);
 }
 
 int kmk_mls_tree_root_hash(const kmk_mls_tree *t, uint8_t out[KMK_MLS_NH]) {
-  return hash_node(t, kmk_mls_tree_root(t->n_leaves), NULL, 0, out);
+  return hash_node_c(t, kmk_mls_tree_root(t->n_leaves), NULL, 0, NULL, out);
 }
 
 /* ---------- resolution, filtered direct path ---------- */
@@ -235,7 +268,8 @@ static kmk_mls_view node_parent_hash(const kmk_mls_node *n) {
 }
 
 /* Is parent p's hash matched by a node in the resolution of its child c (section 7.9.2)? */
-static int child_justifies(const kmk_mls_tree *t, uint32_t p, uint32_t c, int *ok) {
+static int child_justifies(const kmk_mls_tree *t, uint32_t p, uint32_t c,
+                           const uint8_t (*cache)[KMK_MLS_NH], int *ok) {
   const kmk_mls_node *P = &t->nodes[p];
   uint32_t s = c < p ? (uint32_t)kmk_mls_tree_right(p) : (uint32_t)kmk_mls_tree_left(p);
   uint32_t n_unmerged = (uint32_t)(P->parent.unmerged_leaves.len / 4);
@@ -249,7 +283,7 @@ static int child_justifies(const kmk_mls_tree *t, uint32_t p, uint32_t c, int *o
   }
   for (uint32_t i = 0; i < n_unmerged; i++) unmerged[i] = u32_at(P->parent.unmerged_leaves, i);
   uint8_t sib[KMK_MLS_NH], want[KMK_MLS_NH];
-  if ((rc = hash_node(t, s, unmerged, n_unmerged, sib))) goto out;
+  if ((rc = hash_node_c(t, s, unmerged, n_unmerged, cache, sib))) goto out;
   kmk_mls_w w;
   kmk_mls_w_init(&w);
   kmk_mls_w_vec(&w, P->parent.encryption_key.p, P->parent.encryption_key.len);
@@ -287,14 +321,18 @@ out:
 
 int kmk_mls_tree_verify_parent_hashes(const kmk_mls_tree *t) {
   uint32_t width = kmk_mls_tree_width_of(t);
-  for (uint32_t p = 1; p < width; p += 2) {
+  const uint8_t(*cache)[KMK_MLS_NH] = (const uint8_t(*)[KMK_MLS_NH])all_hashes(t);
+  if (!cache) return KMK_MLS_ERR_NOMEM;
+  int rc = 0;
+  for (uint32_t p = 1; p < width && !rc; p += 2) {
     if (t->nodes[p].type != KMK_MLS_NODE_PARENT) continue;
-    int ok = 0, rc = child_justifies(t, p, (uint32_t)kmk_mls_tree_left(p), &ok);
-    if (!rc && !ok) rc = child_justifies(t, p, (uint32_t)kmk_mls_tree_right(p), &ok);
-    if (rc) return rc;
-    if (!ok) return KMK_MLS_ERR_INVALID;
+    int ok = 0;
+    rc = child_justifies(t, p, (uint32_t)kmk_mls_tree_left(p), cache, &ok);
+    if (!rc && !ok) rc = child_justifies(t, p, (uint32_t)kmk_mls_tree_right(p), cache, &ok);
+    if (!rc && !ok) rc = KMK_MLS_ERR_INVALID;
   }
-  return 0;
+  free((void *)cache);
+  return rc;
 }
 
 int kmk_mls_tree_verify_leaf_signatures(const kmk_mls_tree *t, kmk_mls_view group_id) {
