@@ -12,6 +12,10 @@
 #include "kameko/ring.h"
 
 #define SPMS (KMK_AUDIO_RATE / 1000) /* samples per ms */
+#define NPAUSE 32        /* adaptive end: how many recent in-turn pauses are remembered */
+#define MIN_PAUSES 3     /* ... and how many are needed before the learnt value is used */
+#define RETRO_MS 250     /* a restart this soon after an end means the end was too early */
+#define MIN_PAUSE_MS 150 /* shorter silences are articulation (stops), not hesitations */
 
 struct kmk_endpoint {
   kmk_endpoint_params p;
@@ -27,6 +31,14 @@ struct kmk_endpoint {
   uint64_t voiced_start, last_voiced_end;
   int voiced_frames, silence_frames;
   int16_t *done;      /* finished utterance not yet taken */
+  /* turn-taking extensions */
+  int pause_frames;     /* 0 = no SPEECH_PAUSE events */
+  int paused;           /* a SPEECH_PAUSE was emitted for the current silence run */
+  int cur_end_frames;   /* end silence in force (adaptive) */
+  int min_end_frames, margin_frames;
+  int pauses[NPAUSE];   /* recent in-turn pauses, frames (ring) */
+  int npauses, pause_next;
+  uint64_t prev_voiced_end; /* last voiced sample of the previous utterance (0 = none) */
 };
 
 void kmk_endpoint_params_default(kmk_endpoint_params *p) {
@@ -35,6 +47,19 @@ void kmk_endpoint_params_default(kmk_endpoint_params *p) {
   p->preroll_ms = 300;
   p->max_utterance_ms = 30000;
   p->tail_ms = 100;
+  p->pause_ms = 0;
+  p->adaptive_end = 0;
+  p->min_end_silence_ms = 300;
+  p->end_margin_ms = 30;
+}
+
+void kmk_endpoint_params_turn(kmk_endpoint_params *p) {
+  kmk_endpoint_params_default(p);
+  p->end_silence_ms = 650;
+  p->pause_ms = 200;
+  p->adaptive_end = 1;
+  p->min_end_silence_ms = 300;
+  p->end_margin_ms = 30;
 }
 
 kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *in) {
@@ -46,7 +71,12 @@ kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *in) {
     if (in->preroll_ms >= 0) p.preroll_ms = in->preroll_ms;
     if (in->max_utterance_ms > 0) p.max_utterance_ms = in->max_utterance_ms;
     if (in->tail_ms >= 0) p.tail_ms = in->tail_ms;
+    p.pause_ms = in->pause_ms > 0 ? in->pause_ms : 0;
+    p.adaptive_end = in->adaptive_end ? 1 : 0;
+    if (in->min_end_silence_ms > 0) p.min_end_silence_ms = in->min_end_silence_ms;
+    if (in->end_margin_ms > 0) p.end_margin_ms = in->end_margin_ms;
   }
+  if (p.min_end_silence_ms > p.end_silence_ms) p.min_end_silence_ms = p.end_silence_ms;
   if (p.tail_ms > p.end_silence_ms) p.tail_ms = p.end_silence_ms;
   /* The utterance must be able to hold pre-roll + min speech + one more frame. */
   if (p.preroll_ms > 10000 || p.max_utterance_ms < p.min_speech_ms + p.preroll_ms + 20 ||
@@ -57,6 +87,10 @@ kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *in) {
   ep->p = p;
   ep->min_frames = (p.min_speech_ms + 9) / 10;
   ep->end_frames = (p.end_silence_ms + 9) / 10;
+  ep->cur_end_frames = ep->end_frames;
+  ep->min_end_frames = (p.min_end_silence_ms + 9) / 10;
+  ep->margin_frames = (p.end_margin_ms + 9) / 10;
+  ep->pause_frames = (p.pause_ms + 9) / 10;
   ep->preroll = (size_t)p.preroll_ms * SPMS;
   ep->tail = (size_t)p.tail_ms * SPMS;
   ep->max_len = (size_t)p.max_utterance_ms * SPMS;
@@ -108,6 +142,21 @@ static int append(kmk_endpoint *ep, const int16_t *s, size_t n) {
   return 0;
 }
 
+/* Adaptive end: remembers an in-turn pause of `frames` and recomputes the end silence. */
+static void learn_pause(kmk_endpoint *ep, int frames) {
+  if (!ep->p.adaptive_end || frames < MIN_PAUSE_MS / 10) return;
+  ep->pauses[ep->pause_next] = frames;
+  ep->pause_next = (ep->pause_next + 1) % NPAUSE;
+  if (ep->npauses < NPAUSE) ep->npauses++;
+  if (ep->npauses < MIN_PAUSES) return;
+  int mx = 0;
+  for (int i = 0; i < ep->npauses; i++) mx = ep->pauses[i] > mx ? ep->pauses[i] : mx;
+  int e = mx + ep->margin_frames;
+  if (e < ep->min_end_frames) e = ep->min_end_frames;
+  if (e > ep->end_frames) e = ep->end_frames;
+  ep->cur_end_frames = e;
+}
+
 /* Hands the utterance [utt_start, utt_start + len) out as a SPEECH_END event. */
 static int emit_end(kmk_endpoint *ep, size_t len, int forced, kmk_endpoint_event *ev) {
   if (len > ep->utt_len) len = ep->utt_len;
@@ -120,6 +169,7 @@ static int emit_end(kmk_endpoint *ep, size_t len, int forced, kmk_endpoint_event
   ep->utt = NULL;
   ep->utt_len = ep->utt_cap = 0;
   ep->prev_end = ep->utt_start + len;
+  ep->prev_voiced_end = forced ? 0 : ep->last_voiced_end; /* forced: not a turn decision */
   ep->state = KMK_EP_SILENCE;
   return 1;
 }
@@ -142,6 +192,24 @@ static int emit_start(kmk_endpoint *ep, kmk_endpoint_event *ev) {
   ev->pcm = NULL;
   ev->forced = 0;
   ep->state = KMK_EP_SPEECH;
+  /* adaptive: restarting right after our own end means that end cut the turn */
+  if (ep->p.adaptive_end && ep->prev_voiced_end && ep->voiced_start > ep->prev_voiced_end) {
+    uint64_t gap = (ep->voiced_start - ep->prev_voiced_end) / KMK_VAD_FRAME;
+    if (gap < (uint64_t)ep->cur_end_frames + RETRO_MS / 10) learn_pause(ep, (int)gap);
+  }
+  return 1;
+}
+
+static int emit_pause(kmk_endpoint *ep, kmk_endpoint_event *ev, uint64_t end) {
+  uint64_t stop = ep->last_voiced_end + ep->tail;
+  if (stop > end) stop = end;
+  size_t len = (size_t)(stop - ep->utt_start);
+  ev->type = KMK_EP_SPEECH_PAUSE;
+  ev->start_sample = ep->utt_start;
+  ev->length = len < ep->utt_len ? len : ep->utt_len;
+  ev->pcm = ep->utt;
+  ev->forced = 0;
+  ep->paused = 1;
   return 1;
 }
 
@@ -192,19 +260,31 @@ int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_r
     case KMK_EP_TRAILING:
       rc = append(ep, frame, KMK_VAD_FRAME);
       if (speech) {
+        if (ep->silence_frames) learn_pause(ep, ep->silence_frames);
+        if (ep->paused) {
+          ev->type = KMK_EP_SPEECH_RESUME;
+          ev->start_sample = ep->utt_start;
+          ep->paused = 0;
+          ret = 1;
+        }
         ep->silence_frames = 0;
         ep->last_voiced_end = end;
         ep->state = KMK_EP_SPEECH;
       } else {
         ep->state = KMK_EP_TRAILING;
-        if (++ep->silence_frames >= ep->end_frames) {
+        if (++ep->silence_frames >= ep->cur_end_frames) {
+          ep->paused = 0;
           uint64_t stop = ep->last_voiced_end + ep->tail;
           if (stop > end) stop = end;
           ret = emit_end(ep, (size_t)(stop - ep->utt_start), 0, ev);
+        } else if (ep->pause_frames && !ep->paused && ep->silence_frames == ep->pause_frames) {
+          ret = emit_pause(ep, ev, end);
         }
       }
-      if (!ret && ep->utt_len + KMK_VAD_FRAME > ep->max_len)
+      if (ep->utt_len + KMK_VAD_FRAME > ep->max_len) {
+        ep->paused = 0; /* a forced end wins over a pause/resume note in the same frame */
         ret = emit_end(ep, ep->utt_len, 1, ev);
+      }
       break;
   }
   kmk_ring_write(&ep->ring, frame, KMK_VAD_FRAME);
@@ -225,6 +305,7 @@ int kmk_endpoint_finish(kmk_endpoint *ep, kmk_endpoint_event *ev) {
     case KMK_EP_MAYBE_SPEECH: return emit_discard(ep, ev);
     case KMK_EP_SPEECH:
     case KMK_EP_TRAILING: {
+      ep->paused = 0;
       uint64_t stop = ep->last_voiced_end + ep->tail;
       if (stop > ep->pos) stop = ep->pos;
       return emit_end(ep, (size_t)(stop - ep->utt_start), 1, ev);
@@ -248,7 +329,13 @@ void kmk_endpoint_reset(kmk_endpoint *ep) {
   ep->pos = ep->prev_end = 0;
   ep->utt_len = 0;
   ep->voiced_frames = ep->silence_frames = 0;
+  ep->paused = 0;
+  ep->prev_voiced_end = 0;
+  ep->npauses = ep->pause_next = 0;
+  ep->cur_end_frames = ep->end_frames;
 }
+
+int kmk_endpoint_end_silence_ms(const kmk_endpoint *ep) { return ep ? ep->cur_end_frames * 10 : 0; }
 
 kmk_endpoint_state kmk_endpoint_get_state(const kmk_endpoint *ep) { return ep->state; }
 uint64_t kmk_endpoint_position(const kmk_endpoint *ep) { return ep->pos; }
@@ -269,6 +356,8 @@ const char *kmk_endpoint_event_name(kmk_endpoint_event_type t) {
     case KMK_EP_SPEECH_START: return "speech_start";
     case KMK_EP_SPEECH_END: return "speech_end";
     case KMK_EP_DISCARD: return "discard";
+    case KMK_EP_SPEECH_PAUSE: return "speech_pause";
+    case KMK_EP_SPEECH_RESUME: return "speech_resume";
   }
   return "?";
 }

@@ -1,4 +1,5 @@
-/* vad.c - the detector registry and the built-in "energy" detector.
+/* vad.c - the detector registry and the built-in "energy" detector ("spectral" lives in
+ * vad_spectral.c and is registered here too).
  *
  * Owns: the static registry (written at startup only) and each kmk_vad instance.
  * Thread: instances are single-owner; kmk_vad_register only before detectors are created.
@@ -50,8 +51,10 @@ static const kmk_vad_ops energy_ops = {"energy", energy_create, energy_process, 
 
 /* ---- registry -------------------------------------------------------------------------------- */
 
-static const kmk_vad_ops *registry[MAX_DETECTORS] = {&energy_ops};
-static int n_registered = 1;
+extern const kmk_vad_ops kmk_vad_spectral_ops; /* vad_spectral.c */
+
+static const kmk_vad_ops *registry[MAX_DETECTORS] = {&energy_ops, &kmk_vad_spectral_ops};
+static int n_registered = 2;
 
 static const kmk_vad_ops *find(const char *name) {
   for (int i = 0; i < n_registered; i++)

@@ -22,6 +22,15 @@
  * frees it with free(). At most one event per frame. Memory: the utterance buffer grows on demand
  * up to max_utterance_ms; the pre-roll ring holds preroll_ms.
  *
+ * Adaptive end (adaptive_end = 1): "a pause inside the turn" and "the turn is over" are told
+ * apart by the speaker's own pause habits. Every silence run inside an utterance that ended with
+ * speech resuming is a known in-turn pause; a new utterance that starts less than
+ * (end silence + 250 ms) after the previous one's last voiced frame was a turn cut too early, and
+ * its whole gap counts as an in-turn pause as well. The end silence in force is then
+ * clamp(longest of the last 16 such pauses + end_margin_ms, min_end_silence_ms, end_silence_ms)
+ * once 3 pauses are known (end_silence_ms before that). So a speaker with short hesitations gets
+ * snappy turn ends, a slow speaker (or a noisy channel whose VAD stretches pauses) longer ones.
+ *
  * Thread: one owner thread per endpointer. Pure logic: no I/O, no clock.
  */
 #ifndef KAMEKO_ENDPOINT_H
@@ -44,6 +53,13 @@ typedef enum {
   KMK_EP_SPEECH_START, /* start_sample = where the utterance (including pre-roll) begins */
   KMK_EP_SPEECH_END,   /* start_sample, length, pcm, forced */
   KMK_EP_DISCARD,      /* a burst shorter than min_speech_ms: start_sample/length of the burst */
+  /* Only when pause_ms > 0 (see kmk_endpoint_params): */
+  KMK_EP_SPEECH_PAUSE, /* tentative: pause_ms of silence inside an utterance. start_sample, length
+                          and pcm = the utterance so far (up to the last voiced frame + tail);
+                          pcm is borrowed (valid until the next call, not takeable). Speculative
+                          work (e.g. STT) may start; the utterance is NOT over. */
+  KMK_EP_SPEECH_RESUME, /* speech came back after a SPEECH_PAUSE: discard speculative work.
+                           start_sample = the utterance start, length 0 */
 } kmk_endpoint_event_type;
 
 typedef struct {
@@ -60,11 +76,25 @@ typedef struct {
   int preroll_ms;       /* default 300: audio kept before the first voiced frame */
   int max_utterance_ms; /* default 30000: force an end */
   int tail_ms;          /* default 100: audio kept after the last voiced frame (<= end_silence) */
+  /* Turn-taking extensions (all 0 = off = the behaviour above; kmk_endpoint_params_turn sets them): */
+  int pause_ms;           /* > 0: emit SPEECH_PAUSE once per pause after this much silence, and
+                             SPEECH_RESUME if speech returns before the end. Must be < the end
+                             silence in force, else no pause event is emitted. */
+  int adaptive_end;       /* 1: the end silence adapts to this speaker's own pauses (below) */
+  int min_end_silence_ms; /* adaptive floor; <= 0 = 300 */
+  int end_margin_ms;      /* adaptive margin over the longest recent pause; <= 0 = 30 */
 } kmk_endpoint_params;
 
 typedef struct kmk_endpoint kmk_endpoint;
 
 void kmk_endpoint_params_default(kmk_endpoint_params *p);
+/* The turn-taking preset (what bench/vad_eval.c scores for the "spectral" detector): defaults
+ * except end_silence_ms 650 (the adaptive ceiling and the value before anything is learnt),
+ * pause_ms 200, adaptive_end 1, min_end_silence_ms 300, end_margin_ms 30. Tune per room:
+ * a game table may lower end_silence_ms / end_margin_ms, a chat may raise them. */
+void kmk_endpoint_params_turn(kmk_endpoint_params *p);
+/* The end silence currently in force, in ms (end_silence_ms unless adaptive_end learnt another). */
+int kmk_endpoint_end_silence_ms(const kmk_endpoint *ep);
 /* p may be NULL (defaults); fields <= 0 take their default (preroll_ms/tail_ms may be 0 when
  * given as 0 explicitly: use -1 for "default" there). Returns NULL on bad values or no memory.
  * Caller owns: kmk_endpoint_free. */

@@ -7,6 +7,10 @@
  *
  * Built in: "energy" — the original design's detector: mean absolute amplitude of the frame
  * (int16 scale) > threshold (default 300) means speech; score = level / (level + threshold).
+ * Built in: "spectral" (vad_spectral.c) — per-band SNR over an adaptive noise floor (hum and
+ * stationary noise cancel), gated by the speaker's own running level (distant voices stay out),
+ * clicks rejected; level = its noise-free speech level in dB, score = confidence from the SNR.
+ * threshold (if set and != 300) = its start SNR in dB; aggressiveness 0..3 shifts it.
  *
  * Thread: instances have one owner thread. The registry is written only by kmk_vad_register,
  * which must be called at startup before other threads create detectors.
