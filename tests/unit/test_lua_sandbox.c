@@ -47,6 +47,11 @@ static void test_basic_and_stack_balance(void) {
   CHECK(strncmp(err, "t.lua:1: boom", 13) == 0);
   CHECK(strstr(err, "stack traceback") != NULL);
   CHECK_EQ_INT(lua_gettop(kmk_lua_state(v)), top);
+  CHECK_EQ_INT(run(v, "error({})", out, sizeof out), KMK_LUA_ERUN);
+  CHECK(strncmp(err, "(error object is a table value)", 31) == 0);
+  /* no script code runs in the error handler: __tostring of an error object is not called */
+  CHECK_EQ_INT(run(v, "error(setmetatable({}, {__tostring = function() while true do end end}))",
+                   out, sizeof out), KMK_LUA_ERUN);
   CHECK_EQ_INT(run(v, "return 1 +", out, sizeof out), KMK_LUA_ESYNTAX);
   CHECK(strncmp(err, "t.lua:1:", 8) == 0);
   CHECK_EQ_INT(lua_gettop(kmk_lua_state(v)), top);
@@ -180,6 +185,7 @@ static void test_memory_cap(void) {
   char out[256];
   CHECK_EQ_INT(run(v, "local s = string.rep('x', 64 * 1024 * 1024) return #s", out, sizeof out),
                KMK_LUA_ENOMEM);
+  CHECK(strstr(err, "memory") != NULL);
   CHECK(kmk_lua_mem_used(v) <= (4u << 20));
   CHECK_EQ_INT(run(v, "local t = {} for i = 1, 1e8 do t[i] = {i} end", out, sizeof out),
                KMK_LUA_ENOMEM);
