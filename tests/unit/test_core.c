@@ -1,4 +1,6 @@
 /* Core: .env parsing, config validation and precedence, secret redaction, evq + worker on a loop. */
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <uv.h>
@@ -184,6 +186,40 @@ static void test_worker(void) {
   CHECK_EQ_INT(uv_loop_close(&loop), 0); /* no live handles remain */
 }
 
+/* A full worker refuses a job with -EAGAIN and never calls its done. */
+static atomic_int gate_started, gate_open;
+static int gated_done;
+static void gated_run(kmk_job *b) {
+  (void)b;
+  atomic_store(&gate_started, 1);
+  while (!atomic_load(&gate_open)) usleep(1000);
+}
+static void gated_finish(kmk_job *b, int cancelled) {
+  (void)cancelled;
+  gated_done++;
+  free(b);
+}
+static void test_worker_full(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  kmk_evq *q = kmk_evq_new(&loop, 8);
+  kmk_worker *w = kmk_worker_new(q, "full", 1);
+  kmk_job *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), c = {0};
+  a->run = b->run = c.run = gated_run;
+  a->done = b->done = c.done = gated_finish;
+  CHECK_EQ_INT(kmk_worker_submit(w, a), 0);
+  while (!atomic_load(&gate_started)) usleep(1000); /* a is running: the queue is empty */
+  CHECK_EQ_INT(kmk_worker_submit(w, b), 0);          /* b waits: the queue is full */
+  CHECK_EQ_INT(kmk_worker_submit(w, &c), -EAGAIN);
+  CHECK_EQ_INT(kmk_worker_busy(w), 2);
+  atomic_store(&gate_open, 1);
+  kmk_worker_free(w); /* delivers a's and b's done */
+  CHECK_EQ_INT(gated_done, 2);
+  kmk_evq_close(q);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 static void test_eventlog(void) {
   char path[] = "/tmp/kmk_ev_XXXXXX";
   close(mkstemp(path));
@@ -215,6 +251,7 @@ int main(void) {
   RUN(test_config);
   RUN(test_redaction);
   RUN(test_worker);
+  RUN(test_worker_full);
   RUN(test_eventlog);
   return check_done();
 }
