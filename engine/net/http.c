@@ -46,6 +46,7 @@ struct kmk_http_req {
   kmk_http_lane *lane;
   double start_at, t0, deadline_ms, first_byte_ms_lim, stall_ms, last_io;
   double first_byte_at;
+  double user_deadline; /* absolute loop ms; 0 = none (kmk_http_set_deadline) */
   char *body;
   size_t body_len, body_cap, max_body;
   char *hdr;
@@ -425,6 +426,8 @@ static void sweep_cb(uv_timer_t *t) {
         err = KMK_NET_ETIMEDOUT;
       else if (r->stall_ms > 0 && r->first_byte_at > 0 && now - r->last_io >= r->stall_ms)
         err = KMK_NET_ESTALLED;
+      else if (r->user_deadline > 0 && now >= r->user_deadline)
+        err = KMK_NET_ETIMEDOUT;
       if (err) {
         KMK_DEBUG(TAG, "request %s after %.0f ms", kmk_net_strerror(err), now - r->t0);
         finish(r, err);
@@ -472,6 +475,7 @@ kmk_http_lane *kmk_http_lane_new(kmk_http *h, const char *name, int max_active, 
   h->lanes = l;
   return l;
 }
+uv_loop_t *kmk_http_loop(const kmk_http *h) { return h->loop; }
 int kmk_http_lane_running(const kmk_http_lane *l) { return l ? l->running : 0; }
 int kmk_http_lane_queued(const kmk_http_lane *l) { return l ? l->queued : 0; }
 size_t kmk_http_active(const kmk_http *h) {
@@ -561,6 +565,11 @@ int kmk_http_request(kmk_http *h, const kmk_http_opts *o, kmk_http_req **out) {
   if (out) *out = r;
   flush(h);
   return 0;
+}
+
+void kmk_http_set_deadline(kmk_http_req *r, double ms_from_now) {
+  if (!r || r->state == RQ_DONE || r->state == RQ_DEAD) return;
+  r->user_deadline = ms_from_now > 0 ? now_ms(r->h) + ms_from_now : 0;
 }
 
 void kmk_http_cancel(kmk_http_req *r) {

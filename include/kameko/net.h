@@ -153,9 +153,15 @@ kmk_http *kmk_http_new(uv_loop_t *loop);
 /* Starts a request. On success *out (may be NULL) gets a handle valid until on_done returns or
  * kmk_http_cancel is called. Returns 0 or a negative error (callback never called). */
 int kmk_http_request(kmk_http *h, const kmk_http_opts *o, kmk_http_req **out);
+/* An extra deadline measured from now (0 clears it); when it passes the request ends with
+ * KMK_NET_ETIMEDOUT. For deadlines only the caller can judge (e.g. "first token", which SSE
+ * comment keep-alives must not satisfy). */
+void kmk_http_set_deadline(kmk_http_req *req, double ms_from_now);
 /* Cancels a queued, delayed or running request: no callback follows, memory is released. Safe
  * inside any callback, including the request's own on_data. */
 void kmk_http_cancel(kmk_http_req *req);
+/* The loop the client runs on. */
+uv_loop_t *kmk_http_loop(const kmk_http *h);
 /* Requests running + delayed + queued. */
 size_t kmk_http_active(const kmk_http *h);
 /* Cancels every request (no callbacks), closes every handle; on_closed (may be NULL) runs when

@@ -257,7 +257,7 @@ async function llm(req, res, mode) {
     if (res.destroyed) return;
     if (i === 6) {
       if (mode === 'stall') return; // keep the socket open, send nothing more
-      if (mode === 'truncate') return res.socket.destroy();
+      if (mode === 'truncate') return res.socket.end(); // no last chunk: a cut stream
       if (mode === 'malformed') { res.write('data: {"choices":[{"delta":{"content":"x' + nl + nl); return res.end(); }
       if (mode === 'midstream_or') {
         send({ id, object: 'chat.completion.chunk', model: body.model,
