@@ -404,3 +404,22 @@ int kmk_mls_tree_validate(const kmk_mls_tree *t, kmk_mls_view group_id,
   int rc = kmk_mls_tree_verify_leaf_signatures(t, group_id);
   return rc ? rc : kmk_mls_tree_verify_parent_hashes(t);
 }
+
+int kmk_mls_tree_copy(kmk_mls_tree *dst, const kmk_mls_tree *src) {
+  memset(dst, 0, sizeof *dst);
+  uint32_t w = kmk_mls_tree_width_of(src);
+  dst->nodes = calloc(w ? w : 1, sizeof *dst->nodes);
+  if (!dst->nodes) return KMK_MLS_ERR_NOMEM;
+  dst->n_leaves = src->n_leaves;
+  for (uint32_t x = 0; x < w; x++) {
+    const kmk_mls_node *n = &src->nodes[x];
+    if (!n->type) continue;
+    kmk_mls_view raw = {n->enc.data, n->enc.len};
+    int rc = node_set(&dst->nodes[x], n->type, raw);
+    if (rc) {
+      kmk_mls_tree_free(dst);
+      return rc;
+    }
+  }
+  return 0;
+}

@@ -176,7 +176,8 @@ int kmk_mls_tree_derive_path(const kmk_mls_tree *t, uint32_t sender, uint32_t no
 int kmk_mls_tree_decrypt_path(const kmk_mls_tree *t, uint32_t sender, uint32_t me,
                               const kmk_mls_update_path *path, const uint8_t *gc, size_t gc_len,
                               const uint8_t leaf_priv[KMK_MLS_PRIV],
-                              const kmk_mls_path_key *path_keys, uint8_t path_secret[KMK_MLS_NH],
+                              const kmk_mls_path_key *path_keys, const uint32_t *joiners,
+                              uint32_t n_joiners, uint8_t path_secret[KMK_MLS_NH],
                               uint32_t *node_out) {
   uint32_t fdp[32];
   int n = kmk_mls_tree_filtered_direct_path(t, sender, fdp, 32);
@@ -197,6 +198,14 @@ int kmk_mls_tree_decrypt_path(const kmk_mls_tree *t, uint32_t sender, uint32_t m
       rc = nr;
       break;
     }
+    /* leaves added by this commit get the Welcome, not a ciphertext */
+    int kept = 0;
+    for (int k = 0; k < nr; k++) {
+      int joiner = 0;
+      for (uint32_t j = 0; j < n_joiners; j++) joiner |= res[k] == 2 * joiners[j];
+      if (!joiner) res[kept++] = res[k];
+    }
+    nr = kept;
     kmk_mls_r ct_it;
     kmk_mls_r_init(&ct_it, pn.secrets.p, pn.secrets.len);
     for (int k = 0; k < nr; k++) {

@@ -38,6 +38,7 @@ int kmk_mls_tree_decode(kmk_mls_tree *t, const uint8_t *p, size_t n);
 /* Encodes the tree, trailing blank nodes stripped. */
 int kmk_mls_tree_encode(const kmk_mls_tree *t, kmk_mls_w *w);
 void kmk_mls_tree_free(kmk_mls_tree *t);
+int kmk_mls_tree_copy(kmk_mls_tree *dst, const kmk_mls_tree *src); /* deep copy */
 uint32_t kmk_mls_tree_width_of(const kmk_mls_tree *t);
 /* Tree hash of the subtree rooted at node x (RFC 9420 section 7.8). */
 int kmk_mls_tree_hash(const kmk_mls_tree *t, uint32_t x, uint8_t out[KMK_MLS_NH]);
@@ -66,11 +67,13 @@ int kmk_mls_tree_merge_update_path(kmk_mls_tree *t, uint32_t sender,
                                    const kmk_mls_update_path *path, kmk_mls_view group_id);
 /* Decrypts the path secret meant for leaf `me` (after the merge, with the provisional
  * GroupContext gc); *node_out is the filtered-direct-path node it belongs to. path_keys (one per
- * node, may be NULL) are the parent private keys we hold. */
+ * node, may be NULL) are the parent private keys we hold; joiners[] are the leaves added by the
+ * same commit (left out of the resolutions the ciphertexts follow). */
 int kmk_mls_tree_decrypt_path(const kmk_mls_tree *t, uint32_t sender, uint32_t me,
                               const kmk_mls_update_path *path, const uint8_t *gc, size_t gc_len,
                               const uint8_t leaf_priv[KMK_MLS_PRIV],
-                              const kmk_mls_path_key *path_keys, uint8_t path_secret[KMK_MLS_NH],
+                              const kmk_mls_path_key *path_keys, const uint32_t *joiners,
+                              uint32_t n_joiners, uint8_t path_secret[KMK_MLS_NH],
                               uint32_t *node_out);
 /* From the path secret of `node` on the sender's filtered direct path: checks every derived
  * public key up to the root, stores private keys in path_keys (optional) and outputs the commit
@@ -136,6 +139,34 @@ int kmk_mls_welcome_open_secrets(const kmk_mls_welcome *w, const uint8_t *key_pa
 /* Decrypts encrypted_group_info with the welcome secret. *gi_out receives the owned plaintext. */
 int kmk_mls_welcome_open_group_info(const kmk_mls_welcome *w, const uint8_t welcome_secret[32],
                                     kmk_mls_bytes *gi_out);
+
+/* ---------- commits (mls_commit.c) ---------- */
+/* Proposals sent by the external sender (DAVE op 27), kept by ProposalRef until a commit uses
+ * them; owned by the caller next to the group, cleared on every epoch change. */
+typedef struct kmk_mls_stored_proposal {
+  uint8_t ref[KMK_MLS_NH];
+  kmk_mls_bytes msg; /* the MLSMessage bytes; `prop` views into it */
+  kmk_mls_proposal prop;
+} kmk_mls_stored_proposal;
+
+typedef struct kmk_mls_proposal_store {
+  kmk_mls_stored_proposal *items;
+  size_t n, cap;
+} kmk_mls_proposal_store;
+
+void kmk_mls_proposal_store_clear(kmk_mls_proposal_store *s);
+/* Verifies an MLSMessage(PublicMessage) proposal from an external sender listed in the group's
+ * external_senders extension (signature over FramedContentTBS, current group id and epoch; Add
+ * and Remove only; an Add's KeyPackage must be suite 2 with valid signatures) and stores it. */
+int kmk_mls_group_store_external_proposal(const kmk_mls_group *g, kmk_mls_proposal_store *s,
+                                          const uint8_t *msg, size_t len);
+/* Processes an MLSMessage(PublicMessage) commit from a member: signature and membership tag,
+ * proposals by reference (from the store) or by value (Add/Remove), the UpdatePath, the new
+ * key schedule and the confirmation tag. On success the group is in the next epoch and the store
+ * is cleared; *removed is set when the commit removed us (the group is then unusable). On error
+ * the group is unchanged. */
+int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, const uint8_t *msg,
+                                 size_t len, int *removed);
 
 /* ---------- key packages ---------- */
 typedef struct kmk_mls_key_package_keys {

@@ -129,6 +129,9 @@ static void test_interop_with_davey(void) {
   kmk_dave_decryptor dec_a, dec_b;
   kmk_dave_decryptor_init(&dec_a);
   kmk_dave_decryptor_init(&dec_b);
+  kmk_mls_proposal_store store;
+  memset(&store, 0, sizeof store);
+  int epochs = 0;
   int joined = 0, done = 0, frames_in = 0, frames_out = 0;
   uint8_t *ext_pkg = NULL, *props = NULL;
   size_t props_len = 0;
@@ -188,6 +191,49 @@ static void test_interop_with_davey(void) {
       printf("joined epoch %llu at leaf %u of %u; voice privacy code %s\n",
              (unsigned long long)g.epoch, g.my_leaf, g.tree.n_leaves, code);
       send_hex("JOINED", g.secrets.epoch_authenticator, 32, code);
+    } else if (strncmp(line, "PROPOSALS2 ", 11) == 0) {
+      size_t n;
+      uint8_t *p = unhex(line + 11, &n);
+      kmk_mls_r r, it;
+      kmk_mls_r_init(&r, p, n);
+      CHECK(kmk_mls_r_vec(&r, &it) == 0 && kmk_mls_r_done(&r) == 0);
+      while (kmk_mls_r_left(&it)) { /* split the vector of MLSMessages */
+        size_t start = it.off;
+        kmk_mls_message m;
+        if (kmk_mls_message_decode(&it, &m)) break;
+        int rc = kmk_mls_group_store_external_proposal(&g, &store, it.p + start, it.off - start);
+        if (rc) fprintf(stderr, "store proposal: %d %s\n", rc, kmk_mls_strerror(rc));
+        CHECK_EQ_INT(rc, 0);
+      }
+      CHECK_EQ_INT(store.n, 2);
+      free(p);
+    } else if (strncmp(line, "COMMIT2 ", 8) == 0) {
+      size_t n;
+      uint8_t *c = unhex(line + 8, &n);
+      int removed = 0;
+      int rc = kmk_mls_group_process_commit(&g, &store, c, n, &removed);
+      if (rc) fprintf(stderr, "process commit: %d %s\n", rc, kmk_mls_strerror(rc));
+      CHECK_EQ_INT(rc, 0);
+      CHECK(!removed);
+      free(c);
+      if (rc) break;
+      epochs++;
+      uint32_t leaf;
+      CHECK(kmk_dave_group_find_user(&g, 1002, &leaf) != 0);  /* removed */
+      CHECK(kmk_dave_group_find_user(&g, 1004, &leaf) == 0);  /* added */
+      uint8_t base[16];
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, MY_USER, base), 0);
+      kmk_dave_encryptor_set_key(&enc, base, 16);
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, 1001, base), 0);
+      kmk_dave_decryptor_set_key(&dec_a, base, 16, 0);
+      CHECK_EQ_INT(kmk_dave_group_sender_secret(&g, 1004, base), 0);
+      kmk_dave_decryptor_set_key(&dec_b, base, 16, 0); /* slot b now decrypts 1004 */
+      char code[31], tag[32];
+      CHECK_EQ_INT(kmk_dave_voice_privacy_code(&g, code), 0);
+      snprintf(tag, sizeof tag, "EPOCH %llu", (unsigned long long)g.epoch);
+      printf("processed davey's commit: epoch %llu, voice privacy code %s\n",
+             (unsigned long long)g.epoch, code);
+      send_hex(tag, g.secrets.epoch_authenticator, 32, code);
     } else if (strncmp(line, "DECRYPT ", 8) == 0) {
       char *sp = strchr(line + 8, ' ');
       uint64_t user = strtoull(line + 8, NULL, 10);
@@ -220,8 +266,10 @@ static void test_interop_with_davey(void) {
   }
   CHECK(joined);
   CHECK(done);
-  printf("davey interop: joined=%d, %d frames davey->C, %d frames C->davey, %s\n", joined, frames_in,
-         frames_out, done ? "peer verified everything" : "peer did NOT finish");
+  CHECK_EQ_INT(epochs, 1);
+  printf("davey interop: joined=%d, commits processed=%d, %d frames davey->C, %d frames C->davey, %s\n",
+         joined, epochs, frames_in, frames_out, done ? "peer verified everything" : "peer did NOT finish");
+  kmk_mls_proposal_store_clear(&store);
   fclose(to_peer);
   fclose(from_peer);
   int status = 0;

@@ -66,7 +66,7 @@ static int treekem_case(const cJSON *e) {
       uint8_t ps[32], commit[32];
       uint32_t node = 0;
       rc = kmk_mls_tree_decrypt_path(&t, sender, me, &path, gc.data, gc.len, leaf_priv[i],
-                                     &keys[(size_t)i * width], ps, &node);
+                                     &keys[(size_t)i * width], NULL, 0, ps, &node);
       if (rc) fprintf(stderr, "  decrypt %u->%u: %d\n", sender, me, rc);
       ok = rc == 0 && vec_hex_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(up, "path_secrets"), (int)me), NULL, ps, 32) &&
            kmk_mls_tree_derive_path(&t, sender, node, ps, NULL, commit) == 0 &&

@@ -18,6 +18,11 @@
 //   C -> peer  PLAIN <frame>
 //   peer -> C  ENCRYPT <frame>                     C encrypts this Opus frame as user 1003
 //   C -> peer  CIPHER <frame>
+//   then a second epoch: 1004 joins and 1002 is removed, by proposals and a davey commit
+//   peer -> C  PROPOSALS2 <proposals>              C stores them (op 27)
+//   peer -> C  COMMIT2 <commit>                    C processes it (op 29)
+//   C -> peer  EPOCH <epoch> <epoch authenticator> <code>
+//   DECRYPT / ENCRYPT rounds again with 1001 and 1004
 //   peer -> C  DONE | FAIL <reason>
 import { DAVESession, ProposalsOperationType, MediaType } from '@snazzah/davey';
 import crypto from 'node:crypto';
@@ -54,13 +59,19 @@ function signWithLabel(label, content) {
 
 // External Add proposal as an MLSMessage(PublicMessage), sender external index 0, epoch `epoch`.
 function externalAdd(keyPackage, epoch) {
+  return externalProposal(Buffer.concat([u16(1), keyPackage]), epoch);
+}
+function externalRemove(leaf, epoch) {
+  return externalProposal(Buffer.concat([u16(3), u32(leaf)]), epoch);
+}
+function externalProposal(proposal, epoch) {
   const groupId = u64(CHANNEL);
   const framedContent = Buffer.concat([
     vec(groupId), u64(epoch),
     u8(2), u32(0),          // sender: external, sender_index 0
     vec(Buffer.alloc(0)),   // authenticated_data
     u8(2),                  // content_type: proposal
-    u16(1), keyPackage,     // Proposal: add(KeyPackage)
+    proposal,
   ]);
   // FramedContentTBS: version, wire_format, content (no GroupContext for external senders)
   const tbs = Buffer.concat([u16(1), u16(1), framedContent]);
@@ -143,6 +154,36 @@ try {
   }
   const stats = a.getDecryptionStats(USERS.c);
   log(`davey decryption stats for C: ${JSON.stringify(stats)}`);
+
+  // ---- epoch 2: add 1004, remove 1002, committed by 1001 ----
+  const d = new DAVESession(1, '1004', CHANNEL);
+  d.setExternalSender(externalSenderPackage);
+  const dKeyPackage = d.getSerializedKeyPackage();
+  const epoch1 = Number(a.epoch);
+  const props2 = Buffer.concat([externalAdd(dKeyPackage, epoch1), externalRemove(b.ownLeafIndex, epoch1)]);
+  send('PROPOSALS2 ' + vec(props2).toString('hex'));
+  const r2 = a.processProposals(ProposalsOperationType.APPEND, vec(props2), [USERS.a, USERS.c, '1004']);
+  if (!r2.commit || !r2.welcome) fail('davey produced no commit/welcome for epoch 2');
+  a.processCommit(r2.commit);
+  d.processWelcome(r2.welcome);
+  send('COMMIT2 ' + r2.commit.toString('hex'));
+  const [ep2, auth2, code2] = await expect('EPOCH');
+  if (BigInt(ep2) !== a.epoch) fail(`C is at epoch ${ep2}, davey at ${a.epoch}`);
+  if (auth2 !== a.getEpochAuthenticator().toString('hex') || auth2 !== d.getEpochAuthenticator().toString('hex'))
+    fail('epoch 2 authenticator differs');
+  if (code2 !== a.voicePrivacyCode || code2 !== d.voicePrivacyCode) fail('epoch 2 voice privacy code differs');
+  log(`epoch ${ep2}: users ${a.getUserIds().join(',')}; authenticator and code ${code2} agree`);
+  for (let i = 0; i < 10; i++) {
+    const plain = crypto.randomBytes(30 + i);
+    const sender = i % 2 ? d : a;
+    send(`DECRYPT ${sender.userId} ${sender.encryptOpus(plain).toString('hex')}`);
+    const [got] = await expect('PLAIN');
+    if (got !== plain.toString('hex')) fail(`epoch 2 frame ${i} from ${sender.userId} decrypted wrongly by C`);
+    send(`ENCRYPT ${plain.toString('hex')}`);
+    const enc = Buffer.from((await expect('CIPHER'))[0], 'hex');
+    for (const s of [a, d])
+      if (!s.decrypt(USERS.c, MediaType.AUDIO, enc).equals(plain)) fail(`epoch 2 frame ${i} from C not decrypted by ${s.userId}`);
+  }
   send('DONE');
   process.exit(0);
 } catch (e) {
