@@ -78,3 +78,23 @@ describe("own and other personas' speech", function()
     expect(e.speaker).to_be("Rina")
   end)
 end)
+
+describe("persona hooks", function()
+  it("after_llm can post-process an LLM decision", function()
+    local a = brain.new({name = "Ex", languages = {"en"},
+      after_llm = function(d, ctx) d.response = d.response .. ", " .. ctx.speaker return d end})
+    a.force_llm = true
+    a:on_event({t = 1, type = "chat", speaker = "zoe", text = "ex hi"}, 5)
+    local r = a:on_llm(5, {should_speak = true, response = "Hello", thought = ""})
+    expect(r.decision.response).to_be("Hello, zoe")
+  end)
+  it("a persona without rules stays silent offline", function()
+    local a = brain.new({name = "Ex", languages = {"en"}})
+    a.force_llm = false
+    local d = a:on_event({t = 1, type = "chat", speaker = "zoe", text = "ex hi"}, 1).decision
+    expect(d.should_speak).to_be(false)
+  end)
+  it("brain.new raises with the broken field", function()
+    expect(function() brain.new({name = "Ex"}) end).to_raise("languages")
+  end)
+end)
