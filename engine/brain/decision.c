@@ -190,7 +190,11 @@ int kmk_decision_from_json(const cJSON *obj, size_t max_reply, const char *lang_
   const cJSON *ad = field(obj, "addressed", NULL);
   if (cJSON_IsString(ad) && ad->valuestring[0]) {
     size_t n = strlen(ad->valuestring);
-    out->addressed = dup_n(ad->valuestring, n < DEC_MAX_ADDRESSED ? n : DEC_MAX_ADDRESSED);
+    if (n > DEC_MAX_ADDRESSED) {
+      n = DEC_MAX_ADDRESSED; /* on a UTF-8 boundary */
+      while (n && ((unsigned char)ad->valuestring[n] & 0xC0) == 0x80) n--;
+    }
+    out->addressed = dup_n(ad->valuestring, n);
   }
   return 0;
 }
