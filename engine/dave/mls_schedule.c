@@ -184,3 +184,30 @@ int kmk_mls_sender_data_keys(const uint8_t sender_data_secret[KMK_MLS_NH], const
                                    KMK_MLS_NN);
   return rc;
 }
+
+/* ---------- pre-shared keys ---------- */
+
+int kmk_mls_psk_secret(const kmk_mls_psk_input *psks, size_t n, uint8_t out[KMK_MLS_NH]) {
+  if (n > 0xffff) return KMK_MLS_ERR_ARG;
+  uint8_t secret[KMK_MLS_NH] = {0}, extracted[KMK_MLS_NH], input[KMK_MLS_NH];
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    rc = kmk_mls_hkdf_extract(ZERO, KMK_MLS_NH, psks[i].psk, psks[i].psk_len, extracted);
+    kmk_mls_w w; /* PSKLabel { PreSharedKeyID id; uint16 index; uint16 count; } */
+    kmk_mls_w_init(&w);
+    kmk_mls_w_raw(&w, psks[i].id, psks[i].id_len);
+    kmk_mls_w_u16(&w, (uint16_t)i);
+    kmk_mls_w_u16(&w, (uint16_t)n);
+    if (!rc) rc = w.err;
+    if (!rc)
+      rc = kmk_mls_expand_with_label(extracted, KMK_MLS_NH, "derived psk", w.buf, w.len, input,
+                                     KMK_MLS_NH);
+    kmk_mls_w_free(&w);
+    if (!rc) rc = kmk_mls_hkdf_extract(input, KMK_MLS_NH, secret, KMK_MLS_NH, secret);
+  }
+  if (!rc) memcpy(out, secret, KMK_MLS_NH);
+  OPENSSL_cleanse(secret, sizeof secret);
+  OPENSSL_cleanse(extracted, sizeof extracted);
+  OPENSSL_cleanse(input, sizeof input);
+  return rc;
+}

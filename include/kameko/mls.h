@@ -213,6 +213,16 @@ int kmk_mls_welcome_secret(const uint8_t joiner_secret[KMK_MLS_NH], const uint8_
 int kmk_mls_export(const uint8_t exporter_secret[KMK_MLS_NH], const uint8_t *label,
                    size_t label_len, const uint8_t *ctx, size_t clen, uint8_t *out, size_t olen);
 
+/* ---------- pre-shared keys (RFC 9420 section 8.4) ---------- */
+typedef struct kmk_mls_psk_input {
+  const uint8_t *id; /* encoded PreSharedKeyID (type, id or group/epoch, nonce) */
+  size_t id_len;
+  const uint8_t *psk; /* the key itself */
+  size_t psk_len;
+} kmk_mls_psk_input;
+/* psk_secret over n PSKs in order (n == 0 gives the zero vector). */
+int kmk_mls_psk_secret(const kmk_mls_psk_input *psks, size_t n, uint8_t out[KMK_MLS_NH]);
+
 /* ---------- transcript hashes (RFC 9420 section 8.2) ---------- */
 /* confirmed_input = wire_format || FramedContent || signature<V> (AuthenticatedContent without
  * the confirmation tag). Computes the confirmed hash after the commit and the interim hash. */

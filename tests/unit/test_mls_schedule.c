@@ -168,7 +168,52 @@ static void test_secret_tree_vectors(void) {
   vec_report("secret-tree");
 }
 
+static void test_psk_secret_vectors(void) {
+  cJSON *j = vec_load("psk_secret.json");
+  if (!j) return;
+  cJSON *e;
+  cJSON_ArrayForEach(e, j) {
+    if (vec_suite(e) != KMK_MLS_SUITE) {
+      vec_skipped++;
+      continue;
+    }
+    const cJSON *list = cJSON_GetObjectItem(e, "psks");
+    int n = cJSON_GetArraySize(list);
+    kmk_mls_psk_input in[16];
+    kmk_mls_w ids[16];
+    uint8_t *keys[16];
+    int ok = n <= 16;
+    for (int i = 0; ok && i < n; i++) {
+      const cJSON *p = cJSON_GetArrayItem(list, i);
+      size_t il, nl, kl;
+      uint8_t *id = vec_hex(p, "psk_id", &il), *nonce = vec_hex(p, "psk_nonce", &nl);
+      keys[i] = vec_hex(p, "psk", &kl);
+      kmk_mls_w_init(&ids[i]); /* PreSharedKeyID, external */
+      kmk_mls_w_u8(&ids[i], 1);
+      kmk_mls_w_vec(&ids[i], id, il);
+      kmk_mls_w_vec(&ids[i], nonce, nl);
+      in[i].id = ids[i].buf;
+      in[i].id_len = ids[i].len;
+      in[i].psk = keys[i];
+      in[i].psk_len = kl;
+      free(id);
+      free(nonce);
+    }
+    uint8_t out[32];
+    ok = ok && kmk_mls_psk_secret(in, (size_t)n, out) == 0 && vec_hex_eq(e, "psk_secret", out, 32);
+    for (int i = 0; i < n && i < 16; i++) {
+      kmk_mls_w_free(&ids[i]);
+      free(keys[i]);
+    }
+    CHECK(ok);
+    ok ? vec_passed++ : vec_failed++;
+  }
+  cJSON_Delete(j);
+  vec_report("psk_secret");
+}
+
 int main(void) {
+  RUN(test_psk_secret_vectors);
   RUN(test_key_schedule_vectors);
   RUN(test_transcript_vectors);
   RUN(test_secret_tree_vectors);
