@@ -105,10 +105,53 @@ static int apply_path_secret(kmk_mls_group *g, uint32_t signer, kmk_mls_view pat
                                   g->path_keys, NULL);
 }
 
+int kmk_mls_psk_secret_for(const kmk_mls_group *g, kmk_mls_view psk_ids,
+                           const kmk_mls_external_psk *psks, size_t n_psks,
+                           uint8_t out[KMK_MLS_NH]) {
+  enum { MAX_PSKS = 32 };
+  kmk_mls_psk_input in[MAX_PSKS];
+  kmk_mls_w ids[MAX_PSKS];
+  size_t n = 0;
+  int rc = 0;
+  kmk_mls_r it;
+  kmk_mls_r_init(&it, psk_ids.p, psk_ids.len);
+  while (!rc && kmk_mls_r_left(&it)) {
+    kmk_mls_psk_id id;
+    if (n == MAX_PSKS || kmk_mls_psk_ids_next(&it, &id)) {
+      rc = KMK_MLS_ERR_INVALID;
+      break;
+    }
+    in[n].psk = NULL;
+    if (id.type == 1) {
+      for (size_t i = 0; i < n_psks && !in[n].psk; i++)
+        if (psks[i].id_len == id.psk_id.len && memcmp(psks[i].id, id.psk_id.p, id.psk_id.len) == 0) {
+          in[n].psk = psks[i].psk;
+          in[n].psk_len = psks[i].psk_len;
+        }
+    } else if (g && id.usage == 1 && id.epoch == g->epoch && id.group_id.len == g->group_id.len &&
+               memcmp(id.group_id.p, g->group_id.data, g->group_id.len) == 0) {
+      in[n].psk = g->secrets.resumption_psk;
+      in[n].psk_len = KMK_MLS_NH;
+    }
+    if (!in[n].psk) {
+      rc = id.type == 1 ? KMK_MLS_ERR_INVALID : KMK_MLS_ERR_UNSUPPORTED;
+      break;
+    }
+    kmk_mls_w_init(&ids[n]);
+    rc = kmk_mls_psk_id_encode(&ids[n], &id);
+    in[n].id = ids[n].buf;
+    in[n].id_len = ids[n].len;
+    n++;
+  }
+  if (!rc) rc = kmk_mls_psk_secret(in, n, out);
+  for (size_t i = 0; i < n; i++) kmk_mls_w_free(&ids[i]);
+  return rc;
+}
+
 /* Body of join once the secrets, GroupInfo and tree bytes are in hand. */
 static int join_with(kmk_mls_group *g, const kmk_mls_join_keys *keys, const kmk_mls_key_package *kp,
-                     const kmk_mls_group_secrets *gs, const kmk_mls_group_info *gi,
-                     const uint8_t *tree, size_t tree_len) {
+                     const kmk_mls_group_secrets *gs, const uint8_t psk_secret[KMK_MLS_NH],
+                     const kmk_mls_group_info *gi, const uint8_t *tree, size_t tree_len) {
   const kmk_mls_group_context *gc = &gi->context;
   if (gc->version != 1 || gc->suite != KMK_MLS_SUITE) return KMK_MLS_ERR_UNSUPPORTED;
   if (gc->tree_hash.len != KMK_MLS_NH || gc->confirmed_transcript_hash.len != KMK_MLS_NH)
@@ -162,7 +205,7 @@ static int join_with(kmk_mls_group *g, const kmk_mls_join_keys *keys, const kmk_
   if (gs->has_path_secret && (rc = apply_path_secret(g, gi->signer, gs->path_secret))) return rc;
   /* key schedule, confirmation tag, transcript */
   if (gs->joiner_secret.len != KMK_MLS_NH) return KMK_MLS_ERR_INVALID;
-  rc = kmk_mls_key_schedule_from_joiner(gs->joiner_secret.p, NULL, gc->raw.p, gc->raw.len,
+  rc = kmk_mls_key_schedule_from_joiner(gs->joiner_secret.p, psk_secret, gc->raw.p, gc->raw.len,
                                         &g->secrets);
   if (rc) return rc;
   uint8_t tag[KMK_MLS_NH];
@@ -206,17 +249,19 @@ int kmk_mls_group_join(kmk_mls_group *g, const kmk_mls_join_keys *keys, const ui
     rc = kmk_mls_group_secrets_decode(&r, &gs);
     if (!rc) rc = kmk_mls_r_done(&r);
   }
-  if (!rc && gs.psks.len) rc = KMK_MLS_ERR_UNSUPPORTED; /* DAVE never uses PSKs */
+  uint8_t psk_secret[KMK_MLS_NH] = {0};
+  if (!rc && gs.psks.len) rc = kmk_mls_psk_secret_for(NULL, gs.psks, keys->psks, keys->n_psks, psk_secret);
   if (!rc && gs.joiner_secret.len != KMK_MLS_NH) rc = KMK_MLS_ERR_INVALID;
-  if (!rc) rc = kmk_mls_welcome_secret(gs.joiner_secret.p, NULL, welcome_secret);
+  if (!rc) rc = kmk_mls_welcome_secret(gs.joiner_secret.p, psk_secret, welcome_secret);
   if (!rc) rc = kmk_mls_welcome_open_group_info(&w, welcome_secret, &gi_bytes);
   if (!rc) {
     kmk_mls_r_init(&r, gi_bytes.data, gi_bytes.len);
     rc = kmk_mls_group_info_decode(&r, &gi);
     if (!rc) rc = kmk_mls_r_done(&r);
   }
-  if (!rc) rc = join_with(g, keys, &kp, &gs, &gi, tree, tree_len);
+  if (!rc) rc = join_with(g, keys, &kp, &gs, psk_secret, &gi, tree, tree_len);
   OPENSSL_cleanse(welcome_secret, sizeof welcome_secret);
+  OPENSSL_cleanse(psk_secret, sizeof psk_secret);
   kmk_mls_bytes_free(&secrets);
   kmk_mls_bytes_free(&gi_bytes);
   if (rc) kmk_mls_group_free(g);

@@ -113,9 +113,17 @@ typedef struct kmk_mls_group {
 } kmk_mls_group;
 
 /* What a joiner holds from the KeyPackage it published. */
+/* An external PSK the application shares with the group (DAVE uses none). */
+typedef struct kmk_mls_external_psk {
+  const uint8_t *id, *psk;
+  size_t id_len, psk_len;
+} kmk_mls_external_psk;
+
 typedef struct kmk_mls_join_keys {
   const uint8_t *key_package; /* encoded KeyPackage (bare, not an MLSMessage) */
   size_t key_package_len;
+  const kmk_mls_external_psk *psks; /* external PSKs the Welcome may name (may be NULL) */
+  size_t n_psks;
   uint8_t init_priv[KMK_MLS_PRIV];
   uint8_t encryption_priv[KMK_MLS_PRIV];
   uint8_t signature_priv[KMK_MLS_PRIV];
@@ -123,10 +131,17 @@ typedef struct kmk_mls_join_keys {
 
 /* Joins from a Welcome (bare Welcome struct, not an MLSMessage). The ratchet tree comes from the
  * GroupInfo's ratchet_tree extension, or from `tree`/`tree_len` when given (encoded RatchetTree).
- * PSKs are not supported (KMK_MLS_ERR_UNSUPPORTED). On success *g is initialised (caller frees);
+ * External PSKs are looked up in keys->psks; resumption PSKs are not supported
+ * (KMK_MLS_ERR_UNSUPPORTED). On success *g is initialised (caller frees);
  * on failure *g is left zeroed. */
 int kmk_mls_group_join(kmk_mls_group *g, const kmk_mls_join_keys *keys, const uint8_t *welcome,
                        size_t welcome_len, const uint8_t *tree, size_t tree_len);
+/* psk_secret for a list body of PreSharedKeyID (GroupSecrets.psks or PSK proposals) with the
+ * given external PSKs; resumption PSKs resolve only for the group's current epoch (g may be
+ * NULL). KMK_MLS_ERR_INVALID when a PSK is unknown. */
+int kmk_mls_psk_secret_for(const kmk_mls_group *g, kmk_mls_view psk_ids,
+                           const kmk_mls_external_psk *psks, size_t n_psks,
+                           uint8_t out[KMK_MLS_NH]);
 void kmk_mls_group_free(kmk_mls_group *g);
 int kmk_mls_group_export(const kmk_mls_group *g, const char *label, const uint8_t *ctx,
                          size_t clen, uint8_t *out, size_t olen);
