@@ -13,7 +13,7 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@MAKEFLAGS= cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
 # The main job on the embedded default (see README).
 run: build
@@ -28,7 +28,7 @@ test: build
 
 test-asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKMK_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
-	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	@MAKEFLAGS= cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -LE slow
 
@@ -37,7 +37,7 @@ bench: build
 
 fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DKMK_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	@MAKEFLAGS= cmake --build build-fuzz -j $(JOBS) --target fuzzers -- --no-print-directory
 	@bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
