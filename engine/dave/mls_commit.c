@@ -1,8 +1,10 @@
-/* mls_commit.c - owns moving a joined group to its next epoch from a commit (RFC 9420 section
- * 12.4.2), for the subset DAVE uses: Add and Remove proposals (by reference from the external
- * sender, or by value), an optional UpdatePath, no PSKs, no extension changes. Also the store of
- * external proposals awaiting a commit. Everything is computed on copies; the group changes only
- * when every check has passed. Not thread-safe: one thread owns the group and the store.
+/* mls_commit.c - owns moving a joined group to its next epoch from a member's commit (RFC 9420
+ * section 12.4.2): proposals by reference (from the store) or by value - GroupContextExtensions,
+ * Update, Remove, Add, PreSharedKey, applied in that order - the optional UpdatePath, PSKs, the
+ * new key schedule and confirmation tag; and the store of proposals awaiting a commit (from the
+ * external sender, as DAVE's gateway sends them, or from members). Everything is computed on
+ * copies; the group changes only when every check has passed. Not thread-safe: one thread owns
+ * the group and the store.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +69,33 @@ static int check_key_package(const kmk_mls_key_package *kp) {
   return rc == KMK_MLS_ERR_CRYPTO ? KMK_MLS_ERR_VERIFY : rc;
 }
 
-static int check_proposal(const kmk_mls_proposal *p) {
-  if (p->type == KMK_MLS_PROP_ADD) return check_key_package(&p->add);
-  if (p->type == KMK_MLS_PROP_REMOVE) return 0;
-  return KMK_MLS_ERR_UNSUPPORTED;
+/* An Update's leaf: update source, signed over LeafNodeTBS with group id and the proposer. */
+static int check_update(const kmk_mls_group *g, const kmk_mls_leaf_node *ln, uint32_t sender) {
+  if (ln->source != KMK_MLS_LEAF_UPDATE || sender >= g->tree.n_leaves) return KMK_MLS_ERR_INVALID;
+  kmk_mls_w w;
+  kmk_mls_w_init(&w);
+  kmk_mls_leaf_node_tbs_encode(&w, ln, gview(&g->group_id), sender);
+  int rc = w.err ? w.err
+                 : kmk_mls_verify_with_label(ln->signature_key.p, ln->signature_key.len,
+                                             "LeafNodeTBS", w.buf, w.len, ln->signature.p,
+                                             ln->signature.len);
+  kmk_mls_w_free(&w);
+  return rc == KMK_MLS_ERR_CRYPTO ? KMK_MLS_ERR_VERIFY : rc;
 }
 
-int kmk_mls_group_store_external_proposal(const kmk_mls_group *g, kmk_mls_proposal_store *s,
-                                          const uint8_t *msg, size_t len) {
+static int check_proposal(const kmk_mls_group *g, const kmk_mls_proposal *p, uint32_t sender) {
+  switch (p->type) {
+    case KMK_MLS_PROP_ADD: return check_key_package(&p->add);
+    case KMK_MLS_PROP_UPDATE: return check_update(g, &p->update, sender);
+    case KMK_MLS_PROP_REMOVE:
+    case KMK_MLS_PROP_PSK:
+    case KMK_MLS_PROP_GCE: return 0;
+    default: return KMK_MLS_ERR_UNSUPPORTED;
+  }
+}
+
+int kmk_mls_group_store_proposal(const kmk_mls_group *g, kmk_mls_proposal_store *s,
+                                 const uint8_t *msg, size_t len) {
   if (s->n >= MAX_PROPOSALS) return KMK_MLS_ERR_INVALID;
   kmk_mls_stored_proposal item;
   memset(&item, 0, sizeof item);
@@ -83,16 +104,36 @@ int kmk_mls_group_store_external_proposal(const kmk_mls_group *g, kmk_mls_propos
   kmk_mls_message m;
   rc = kmk_mls_message_decode_all(item.msg.data, item.msg.len, &m);
   const kmk_mls_framed_content *fc = &m.pub.content;
-  if (!rc && (m.wire_format != KMK_MLS_WIRE_PUBLIC || fc->content_type != KMK_MLS_CONTENT_PROPOSAL ||
-              fc->sender.type != KMK_MLS_SENDER_EXTERNAL))
+  if (!rc && (m.wire_format != KMK_MLS_WIRE_PUBLIC || fc->content_type != KMK_MLS_CONTENT_PROPOSAL))
     rc = KMK_MLS_ERR_INVALID;
   if (!rc && (fc->epoch != g->epoch || fc->group_id.len != g->group_id.len ||
               memcmp(fc->group_id.p, g->group_id.data, g->group_id.len)))
     rc = KMK_MLS_ERR_INVALID;
-  kmk_mls_view key;
-  if (!rc) rc = external_sender_key(g, fc->sender.index, &key);
-  if (!rc) rc = kmk_mls_public_message_verify_signature(&m.pub, key.p, key.len, NULL, 0);
-  if (!rc) rc = check_proposal(&fc->proposal);
+  item.sender = UINT32_MAX;
+  if (!rc && fc->sender.type == KMK_MLS_SENDER_EXTERNAL) {
+    kmk_mls_view key;
+    rc = external_sender_key(g, fc->sender.index, &key);
+    if (!rc) rc = kmk_mls_public_message_verify_signature(&m.pub, key.p, key.len, NULL, 0);
+    if (!rc && fc->proposal.type != KMK_MLS_PROP_ADD && fc->proposal.type != KMK_MLS_PROP_REMOVE &&
+        fc->proposal.type != KMK_MLS_PROP_PSK && fc->proposal.type != KMK_MLS_PROP_GCE)
+      rc = KMK_MLS_ERR_INVALID;
+  } else if (!rc && fc->sender.type == KMK_MLS_SENDER_MEMBER) {
+    uint32_t l = fc->sender.index;
+    if (l >= g->tree.n_leaves || g->tree.nodes[2 * l].type != KMK_MLS_NODE_LEAF) {
+      rc = KMK_MLS_ERR_INVALID;
+    } else {
+      const kmk_mls_leaf_node *ln = &g->tree.nodes[2 * l].leaf;
+      rc = kmk_mls_public_message_verify_signature(&m.pub, ln->signature_key.p, ln->signature_key.len,
+                                                   g->group_context.data, g->group_context.len);
+      if (!rc)
+        rc = kmk_mls_public_message_verify_membership(g->secrets.membership_key, &m.pub,
+                                                      g->group_context.data, g->group_context.len);
+      item.sender = l;
+    }
+  } else if (!rc) {
+    rc = KMK_MLS_ERR_UNSUPPORTED;
+  }
+  if (!rc) rc = check_proposal(g, &fc->proposal, item.sender);
   if (!rc) rc = kmk_mls_proposal_ref(&m.pub, item.ref);
   if (!rc && s->n == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 8;
@@ -112,10 +153,10 @@ int kmk_mls_group_store_external_proposal(const kmk_mls_group *g, kmk_mls_propos
   return 0;
 }
 
-static const kmk_mls_proposal *find_ref(const kmk_mls_proposal_store *s, kmk_mls_view ref) {
+static const kmk_mls_stored_proposal *find_ref(const kmk_mls_proposal_store *s, kmk_mls_view ref) {
   if (ref.len != KMK_MLS_NH) return NULL;
   for (size_t i = 0; i < s->n; i++)
-    if (memcmp(s->items[i].ref, ref.p, KMK_MLS_NH) == 0) return &s->items[i].prop;
+    if (memcmp(s->items[i].ref, ref.p, KMK_MLS_NH) == 0) return &s->items[i];
   return NULL;
 }
 
@@ -126,8 +167,15 @@ static int same_key(const kmk_mls_node *a, const kmk_mls_node *b) {
                 a->parent.encryption_key.len) == 0;
 }
 
+/* A proposal resolved for a commit, with its proposer (UINT32_MAX: external). */
+typedef struct resolved {
+  const kmk_mls_proposal *p;
+  uint32_t sender;
+} resolved;
+
 int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, const uint8_t *msg,
-                                 size_t len, int *removed) {
+                                 size_t len, const kmk_mls_external_psk *psks, size_t n_psks,
+                                 int *removed) {
   *removed = 0;
   kmk_mls_message m;
   int rc = kmk_mls_message_decode_all(msg, len, &m);
@@ -153,68 +201,118 @@ int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, co
   if (rc) return rc;
   if (pm->confirmation_tag.len != KMK_MLS_NH) return KMK_MLS_ERR_INVALID;
 
-  /* resolve the proposals: removes first, then adds (section 12.3 order) */
-  const kmk_mls_proposal *adds[MAX_PROPOSALS], *rems[MAX_PROPOSALS];
-  size_t n_adds = 0, n_rems = 0;
+  /* resolve the proposals */
+  static const uint16_t ORDER[] = {KMK_MLS_PROP_GCE, KMK_MLS_PROP_UPDATE, KMK_MLS_PROP_REMOVE,
+                                   KMK_MLS_PROP_ADD, KMK_MLS_PROP_PSK};
+  kmk_mls_proposal_or_ref *por = malloc(MAX_PROPOSALS * sizeof *por);
+  resolved *list = malloc(MAX_PROPOSALS * sizeof *list);
+  if (!por || !list) {
+    free(por);
+    free(list);
+    return KMK_MLS_ERR_NOMEM;
+  }
+  size_t n = 0;
+  int needs_path = 0, n_gce = 0;
   kmk_mls_r it;
   kmk_mls_r_init(&it, fc->commit.proposals.p, fc->commit.proposals.len);
-  kmk_mls_proposal_or_ref por[MAX_PROPOSALS];
-  size_t n_por = 0;
-  while (kmk_mls_r_left(&it)) {
-    if (n_por == MAX_PROPOSALS) return KMK_MLS_ERR_INVALID;
-    kmk_mls_proposal_or_ref *po = &por[n_por++];
-    if ((rc = kmk_mls_proposals_next(&it, po))) return rc;
-    const kmk_mls_proposal *p = po->type == 2 ? find_ref(s, po->ref) : &po->proposal;
-    if (!p) return KMK_MLS_ERR_INVALID; /* unknown reference */
-    if (po->type == 1 && (rc = check_proposal(p))) return rc;
-    if (p->type == KMK_MLS_PROP_ADD) adds[n_adds++] = p;
-    else if (p->type == KMK_MLS_PROP_REMOVE) rems[n_rems++] = p;
-    else return KMK_MLS_ERR_UNSUPPORTED;
+  while (!rc && kmk_mls_r_left(&it)) {
+    if (n == MAX_PROPOSALS) {
+      rc = KMK_MLS_ERR_INVALID;
+      break;
+    }
+    kmk_mls_proposal_or_ref *po = &por[n];
+    if ((rc = kmk_mls_proposals_next(&it, po))) break;
+    if (po->type == 2) {
+      const kmk_mls_stored_proposal *sp = find_ref(s, po->ref);
+      if (!sp) rc = KMK_MLS_ERR_INVALID; /* unknown reference */
+      else {
+        list[n].p = &sp->prop;
+        list[n].sender = sp->sender;
+      }
+    } else {
+      list[n].p = &po->proposal;
+      list[n].sender = sender;
+      if (po->proposal.type == KMK_MLS_PROP_UPDATE) rc = KMK_MLS_ERR_INVALID; /* never by value */
+      else rc = check_proposal(g, &po->proposal, sender);
+    }
+    if (!rc) {
+      uint16_t t = list[n].p->type;
+      if (t == KMK_MLS_PROP_UPDATE && list[n].sender == sender) rc = KMK_MLS_ERR_INVALID;
+      if (t == KMK_MLS_PROP_REMOVE && list[n].p->removed == sender) rc = KMK_MLS_ERR_INVALID;
+      if (t == KMK_MLS_PROP_UPDATE || t == KMK_MLS_PROP_REMOVE || t == KMK_MLS_PROP_GCE) needs_path = 1;
+      if (t == KMK_MLS_PROP_GCE && ++n_gce > 1) rc = KMK_MLS_ERR_INVALID;
+      if (t == KMK_MLS_PROP_REINIT || t == KMK_MLS_PROP_EXTERNAL_INIT) rc = KMK_MLS_ERR_UNSUPPORTED;
+    }
+    n++;
   }
-  /* a commit with removes (or nothing at all) must carry a path */
-  if ((n_rems || n_por == 0) && !fc->commit.has_path) return KMK_MLS_ERR_INVALID;
+  if (!rc && (needs_path || n == 0) && !fc->commit.has_path) rc = KMK_MLS_ERR_INVALID;
 
+  /* apply them to a copy of the tree, in RFC order */
   kmk_mls_tree t;
-  if ((rc = kmk_mls_tree_copy(&t, &g->tree))) return rc;
+  memset(&t, 0, sizeof t);
   uint32_t joiners[MAX_PROPOSALS];
-  for (size_t i = 0; i < n_rems && !rc; i++) {
-    uint32_t l = rems[i]->removed;
-    if (l == sender) rc = KMK_MLS_ERR_INVALID;
-    else if (l == g->my_leaf) *removed = 1;
-    if (!rc) rc = kmk_mls_tree_remove_leaf(&t, l);
-  }
-  for (size_t i = 0; i < n_adds && !rc; i++) rc = kmk_mls_tree_add_leaf(&t, &adds[i]->add.leaf, &joiners[i]);
-  if (!rc && *removed) {
+  size_t n_joiners = 0;
+  kmk_mls_view new_ext = gview(&g->context_extensions);
+  kmk_mls_w psk_ids;
+  kmk_mls_w_init(&psk_ids);
+  if (!rc) rc = kmk_mls_tree_copy(&t, &g->tree);
+  for (size_t o = 0; !rc && o < sizeof ORDER / sizeof ORDER[0]; o++)
+    for (size_t i = 0; !rc && i < n; i++) {
+      const kmk_mls_proposal *p = list[i].p;
+      if (p->type != ORDER[o]) continue;
+      switch (p->type) {
+        case KMK_MLS_PROP_GCE: new_ext = p->extensions; break;
+        case KMK_MLS_PROP_UPDATE:
+          if (list[i].sender == g->my_leaf) rc = KMK_MLS_ERR_UNSUPPORTED; /* needs our pending key */
+          else rc = kmk_mls_tree_update_leaf(&t, list[i].sender, &p->update);
+          break;
+        case KMK_MLS_PROP_REMOVE:
+          if (p->removed == g->my_leaf) *removed = 1;
+          rc = kmk_mls_tree_remove_leaf(&t, p->removed);
+          break;
+        case KMK_MLS_PROP_ADD: rc = kmk_mls_tree_add_leaf(&t, &p->add.leaf, &joiners[n_joiners++]); break;
+        case KMK_MLS_PROP_PSK: rc = kmk_mls_psk_id_encode(&psk_ids, &p->psk); break;
+      }
+    }
+  free(por);
+  free(list);
+  if (rc || *removed) {
     kmk_mls_tree_free(&t);
-    return 0; /* nothing more to derive for us; the caller tears the group down */
+    kmk_mls_w_free(&psk_ids);
+    return rc; /* removed: nothing more to derive; the caller tears the group down */
   }
-  if (!rc && fc->commit.has_path)
+  if (fc->commit.has_path)
     rc = kmk_mls_tree_merge_update_path(&t, sender, &fc->commit.path, gview(&g->group_id));
 
   /* new transcript and GroupContext */
   uint8_t th[KMK_MLS_NH], cth[KMK_MLS_NH], commit_secret[KMK_MLS_NH] = {0}, ps[KMK_MLS_NH];
-  kmk_mls_bytes gc = {0}, gc_path = {0};
+  uint8_t psk_secret[KMK_MLS_NH] = {0};
+  kmk_mls_bytes gc = {0}, gc_path = {0}, ext_copy = {0};
   kmk_mls_w ci;
   kmk_mls_w_init(&ci);
+  if (!rc) rc = kmk_mls_bytes_set(&ext_copy, new_ext.p, new_ext.len);
   if (!rc) rc = kmk_mls_tree_root_hash(&t, th);
   if (!rc) rc = kmk_mls_public_message_confirmed_input(pm, &ci);
   if (!rc) rc = kmk_mls_transcript_confirmed(g->interim_transcript_hash, KMK_MLS_NH, ci.buf, ci.len, cth);
   kmk_mls_w_free(&ci);
   if (!rc)
     rc = kmk_mls_group_context_encode(g->group_id.data, g->group_id.len, g->epoch + 1, th,
-                                      KMK_MLS_NH, cth, KMK_MLS_NH, g->context_extensions.data,
-                                      g->context_extensions.len, &gc);
-  /* the path was encrypted under the provisional context: new epoch and tree hash, but the
-   * previous confirmed transcript hash (the commit cannot cover its own ciphertexts) */
+                                      KMK_MLS_NH, cth, KMK_MLS_NH, new_ext.p, new_ext.len, &gc);
+  /* the path was encrypted under the provisional context: new epoch, tree hash and extensions,
+   * but the previous confirmed transcript hash (the commit cannot cover its own ciphertexts) */
   if (!rc)
     rc = kmk_mls_group_context_encode(g->group_id.data, g->group_id.len, g->epoch + 1, th,
                                       KMK_MLS_NH, g->confirmed_transcript_hash, KMK_MLS_NH,
-                                      g->context_extensions.data, g->context_extensions.len,
-                                      &gc_path);
+                                      new_ext.p, new_ext.len, &gc_path);
+  if (!rc && psk_ids.len) {
+    kmk_mls_view ids = {psk_ids.buf, psk_ids.len};
+    rc = kmk_mls_psk_secret_for(g, ids, psks, n_psks, psk_secret);
+  }
+  kmk_mls_w_free(&psk_ids);
   /* our path secret, the node keys above it, the commit secret */
   kmk_mls_path_key *keys = NULL;
+  uint32_t w = kmk_mls_tree_width_of(&t), ow = kmk_mls_tree_width_of(&g->tree);
   if (!rc) {
-    uint32_t w = kmk_mls_tree_width_of(&t), ow = kmk_mls_tree_width_of(&g->tree);
     keys = calloc(w, sizeof *keys);
     if (!keys) rc = KMK_MLS_ERR_NOMEM;
     for (uint32_t x = 0; !rc && x < w && x < ow; x++) /* keep keys of unchanged parents */
@@ -222,14 +320,14 @@ int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, co
   }
   if (!rc && fc->commit.has_path) {
     uint32_t node = 0;
-    rc = kmk_mls_tree_decrypt_path(&t, sender, g->my_leaf, &fc->commit.path, gc_path.data, gc_path.len,
-                                   g->encryption_priv, keys, joiners, (uint32_t)n_adds, ps,
-                                   &node);
+    rc = kmk_mls_tree_decrypt_path(&t, sender, g->my_leaf, &fc->commit.path, gc_path.data,
+                                   gc_path.len, g->encryption_priv, keys, joiners,
+                                   (uint32_t)n_joiners, ps, &node);
     if (!rc) rc = kmk_mls_tree_derive_path(&t, sender, node, ps, keys, commit_secret);
   }
   kmk_mls_epoch_secrets next;
   memset(&next, 0, sizeof next);
-  if (!rc) rc = kmk_mls_key_schedule(g->secrets.init, commit_secret, NULL, gc.data, gc.len, &next);
+  if (!rc) rc = kmk_mls_key_schedule(g->secrets.init, commit_secret, psk_secret, gc.data, gc.len, &next);
   uint8_t tag[KMK_MLS_NH];
   if (!rc) rc = kmk_mls_confirmation_tag(next.confirmation_key, cth, tag);
   if (!rc && CRYPTO_memcmp(tag, pm->confirmation_tag.p, KMK_MLS_NH)) rc = KMK_MLS_ERR_VERIFY;
@@ -237,25 +335,29 @@ int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, co
   if (!rc) rc = kmk_mls_transcript_interim(cth, tag, KMK_MLS_NH, interim);
   OPENSSL_cleanse(ps, sizeof ps);
   OPENSSL_cleanse(commit_secret, sizeof commit_secret);
+  OPENSSL_cleanse(psk_secret, sizeof psk_secret);
   kmk_mls_bytes_free(&gc_path);
   if (rc) {
     if (keys) {
-      OPENSSL_cleanse(keys, kmk_mls_tree_width_of(&t) * sizeof *keys);
+      OPENSSL_cleanse(keys, w * sizeof *keys);
       free(keys);
     }
     kmk_mls_tree_free(&t);
     kmk_mls_bytes_free(&gc);
+    kmk_mls_bytes_free(&ext_copy);
     kmk_mls_epoch_secrets_wipe(&next);
     return rc;
   }
   /* commit the new epoch */
-  OPENSSL_cleanse(g->path_keys, kmk_mls_tree_width_of(&g->tree) * sizeof *g->path_keys);
+  OPENSSL_cleanse(g->path_keys, ow * sizeof *g->path_keys);
   free(g->path_keys);
   g->path_keys = keys;
   kmk_mls_tree_free(&g->tree);
   g->tree = t;
   kmk_mls_bytes_free(&g->group_context);
   g->group_context = gc;
+  kmk_mls_bytes_free(&g->context_extensions);
+  g->context_extensions = ext_copy;
   g->epoch++;
   memcpy(g->tree_hash, th, KMK_MLS_NH);
   memcpy(g->confirmed_transcript_hash, cth, KMK_MLS_NH);
@@ -263,6 +365,10 @@ int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, co
   kmk_mls_epoch_secrets_wipe(&g->secrets);
   g->secrets = next;
   kmk_mls_epoch_secrets_wipe(&next);
+  memmove(&g->resumption[1], &g->resumption[0], (KMK_MLS_RESUMPTION_KEEP - 1) * sizeof g->resumption[0]);
+  g->resumption[0].present = 1;
+  g->resumption[0].epoch = g->epoch;
+  memcpy(g->resumption[0].psk, g->secrets.resumption_psk, KMK_MLS_NH);
   kmk_mls_proposal_store_clear(s);
   return 0;
 }

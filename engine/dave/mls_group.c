@@ -128,10 +128,13 @@ int kmk_mls_psk_secret_for(const kmk_mls_group *g, kmk_mls_view psk_ids,
           in[n].psk = psks[i].psk;
           in[n].psk_len = psks[i].psk_len;
         }
-    } else if (g && id.usage == 1 && id.epoch == g->epoch && id.group_id.len == g->group_id.len &&
+    } else if (g && id.usage == 1 && id.group_id.len == g->group_id.len &&
                memcmp(id.group_id.p, g->group_id.data, g->group_id.len) == 0) {
-      in[n].psk = g->secrets.resumption_psk;
-      in[n].psk_len = KMK_MLS_NH;
+      for (int i = 0; i < KMK_MLS_RESUMPTION_KEEP && !in[n].psk; i++)
+        if (g->resumption[i].present && g->resumption[i].epoch == id.epoch) {
+          in[n].psk = g->resumption[i].psk;
+          in[n].psk_len = KMK_MLS_NH;
+        }
     }
     if (!in[n].psk) {
       rc = id.type == 1 ? KMK_MLS_ERR_INVALID : KMK_MLS_ERR_UNSUPPORTED;
@@ -220,6 +223,9 @@ static int join_with(kmk_mls_group *g, const kmk_mls_join_keys *keys, const kmk_
   if (!rc) rc = kmk_mls_bytes_set(&g->context_extensions, gc->extensions.p, gc->extensions.len);
   if (!rc) rc = kmk_mls_bytes_set(&g->group_context, gc->raw.p, gc->raw.len);
   g->epoch = gc->epoch;
+  g->resumption[0].present = 1;
+  g->resumption[0].epoch = g->epoch;
+  memcpy(g->resumption[0].psk, g->secrets.resumption_psk, KMK_MLS_NH);
   return rc;
 }
 

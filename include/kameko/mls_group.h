@@ -91,6 +91,7 @@ int kmk_mls_tree_update_leaf(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_leaf_
 int kmk_mls_tree_remove_leaf(kmk_mls_tree *t, uint32_t leaf);
 
 /* ---------- group ---------- */
+#define KMK_MLS_RESUMPTION_KEEP 8
 struct kmk_mls_path_key {
   int present;
   uint8_t priv[KMK_MLS_PRIV];
@@ -110,6 +111,12 @@ typedef struct kmk_mls_group {
   uint8_t signature_priv[KMK_MLS_PRIV]; /* our leaf's signing key */
   uint8_t encryption_priv[KMK_MLS_PRIV]; /* our leaf's HPKE key */
   kmk_mls_path_key *path_keys; /* owned, one per tree node: private keys we hold for parents */
+  /* resumption PSKs of the latest epochs (resumption PSK proposals may name them) */
+  struct {
+    uint64_t epoch;
+    int present;
+    uint8_t psk[KMK_MLS_NH];
+  } resumption[KMK_MLS_RESUMPTION_KEEP];
 } kmk_mls_group;
 
 /* What a joiner holds from the KeyPackage it published. */
@@ -137,8 +144,8 @@ typedef struct kmk_mls_join_keys {
 int kmk_mls_group_join(kmk_mls_group *g, const kmk_mls_join_keys *keys, const uint8_t *welcome,
                        size_t welcome_len, const uint8_t *tree, size_t tree_len);
 /* psk_secret for a list body of PreSharedKeyID (GroupSecrets.psks or PSK proposals) with the
- * given external PSKs; resumption PSKs resolve only for the group's current epoch (g may be
- * NULL). KMK_MLS_ERR_INVALID when a PSK is unknown. */
+ * given external PSKs; resumption PSKs (usage application) resolve from the group's recent
+ * epochs (g may be NULL). KMK_MLS_ERR_INVALID when a PSK is unknown. */
 int kmk_mls_psk_secret_for(const kmk_mls_group *g, kmk_mls_view psk_ids,
                            const kmk_mls_external_psk *psks, size_t n_psks,
                            uint8_t out[KMK_MLS_NH]);
@@ -160,6 +167,7 @@ int kmk_mls_welcome_open_group_info(const kmk_mls_welcome *w, const uint8_t welc
  * them; owned by the caller next to the group, cleared on every epoch change. */
 typedef struct kmk_mls_stored_proposal {
   uint8_t ref[KMK_MLS_NH];
+  uint32_t sender; /* proposer's leaf index, or UINT32_MAX for an external sender */
   kmk_mls_bytes msg; /* the MLSMessage bytes; `prop` views into it */
   kmk_mls_proposal prop;
 } kmk_mls_stored_proposal;
@@ -170,18 +178,21 @@ typedef struct kmk_mls_proposal_store {
 } kmk_mls_proposal_store;
 
 void kmk_mls_proposal_store_clear(kmk_mls_proposal_store *s);
-/* Verifies an MLSMessage(PublicMessage) proposal from an external sender listed in the group's
- * external_senders extension (signature over FramedContentTBS, current group id and epoch; Add
- * and Remove only; an Add's KeyPackage must be suite 2 with valid signatures) and stores it. */
-int kmk_mls_group_store_external_proposal(const kmk_mls_group *g, kmk_mls_proposal_store *s,
-                                          const uint8_t *msg, size_t len);
+/* Verifies an MLSMessage(PublicMessage) proposal for the current epoch and stores it: from an
+ * external sender listed in the group's external_senders extension (signature), or from a
+ * member (signature and membership tag). Add (suite-2 KeyPackage with valid signatures),
+ * Remove, Update (signed leaf), PSK and GroupContextExtensions are accepted. */
+int kmk_mls_group_store_proposal(const kmk_mls_group *g, kmk_mls_proposal_store *s,
+                                 const uint8_t *msg, size_t len);
 /* Processes an MLSMessage(PublicMessage) commit from a member: signature and membership tag,
  * proposals by reference (from the store) or by value (Add/Remove), the UpdatePath, the new
  * key schedule and the confirmation tag. On success the group is in the next epoch and the store
- * is cleared; *removed is set when the commit removed us (the group is then unusable). On error
+ * is cleared; *removed is set when the commit removed us (the group is then unusable). PSK
+ * proposals resolve against psks[] (external) or the group's recent resumption PSKs. On error
  * the group is unchanged. */
 int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, const uint8_t *msg,
-                                 size_t len, int *removed);
+                                 size_t len, const kmk_mls_external_psk *psks, size_t n_psks,
+                                 int *removed);
 
 /* ---------- key packages ---------- */
 typedef struct kmk_mls_key_package_keys {

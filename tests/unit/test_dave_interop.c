@@ -205,9 +205,9 @@ static void test_interop_with_davey(void) {
         uint8_t *bad = malloc(it.off - start);
         memcpy(bad, it.p + start, it.off - start);
         bad[it.off - start - 5] ^= 1; /* inside the signature */
-        CHECK(kmk_mls_group_store_external_proposal(&g, &store, bad, it.off - start) != 0);
+        CHECK(kmk_mls_group_store_proposal(&g, &store, bad, it.off - start) != 0);
         free(bad);
-        int rc = kmk_mls_group_store_external_proposal(&g, &store, it.p + start, it.off - start);
+        int rc = kmk_mls_group_store_proposal(&g, &store, it.p + start, it.off - start);
         if (rc) fprintf(stderr, "store proposal: %d %s\n", rc, kmk_mls_strerror(rc));
         CHECK_EQ_INT(rc, 0);
       }
@@ -221,16 +221,16 @@ static void test_interop_with_davey(void) {
       uint8_t *bad = malloc(n);
       memcpy(bad, c, n);
       bad[n - 1] ^= 1; /* membership tag */
-      CHECK_EQ_INT(kmk_mls_group_process_commit(&g, &store, bad, n, &removed), KMK_MLS_ERR_VERIFY);
+      CHECK_EQ_INT(kmk_mls_group_process_commit(&g, &store, bad, n, NULL, 0, &removed), KMK_MLS_ERR_VERIFY);
       memcpy(bad, c, n);
       bad[n / 2] ^= 1; /* somewhere in the signed content */
-      CHECK(kmk_mls_group_process_commit(&g, &store, bad, n, &removed) != 0);
+      CHECK(kmk_mls_group_process_commit(&g, &store, bad, n, NULL, 0, &removed) != 0);
       kmk_mls_proposal_store empty;
       memset(&empty, 0, sizeof empty);
-      CHECK_EQ_INT(kmk_mls_group_process_commit(&g, &empty, c, n, &removed), KMK_MLS_ERR_INVALID);
+      CHECK_EQ_INT(kmk_mls_group_process_commit(&g, &empty, c, n, NULL, 0, &removed), KMK_MLS_ERR_INVALID);
       CHECK_EQ_INT(g.epoch, 1);
       free(bad);
-      int rc = kmk_mls_group_process_commit(&g, &store, c, n, &removed);
+      int rc = kmk_mls_group_process_commit(&g, &store, c, n, NULL, 0, &removed);
       if (rc) fprintf(stderr, "process commit: %d %s\n", rc, kmk_mls_strerror(rc));
       CHECK_EQ_INT(rc, 0);
       CHECK(!removed);
