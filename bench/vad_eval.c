@@ -560,12 +560,12 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
     kmk_endpoint_event ev;
     kmk_vad_process(v, t->pcm + f * VE_F, &vr);
     dec[f] = (uint8_t)vr.is_speech;
+    int got = kmk_endpoint_process(ep, t->pcm + f * VE_F, &vr, &ev);
+    if (got == 1 && ev.type == KMK_EP_SPEECH_END) ends[nends++] = f + 1;
     if (trace >= 0 && trace == t->id)
-      fprintf(stderr, "%s %6.2f lab %d dec %d score %.2f lvl %.1f\n", c->vad, f / 100.0,
-              t->lab[f], vr.is_speech, vr.score, vr.level);
-    if (kmk_endpoint_process(ep, t->pcm + f * VE_F, &vr, &ev) == 1 &&
-        ev.type == KMK_EP_SPEECH_END)
-      ends[nends++] = f + 1;
+      fprintf(stderr, "%s %6.2f lab %d dec %d score %.2f lvl %.1f end %d %s\n", c->vad, f / 100.0,
+              t->lab[f], vr.is_speech, vr.score, vr.level, kmk_endpoint_end_silence_ms(ep),
+              got == 1 ? kmk_endpoint_event_name(ev.type) : "");
   }
   *cpu += ve_cpu() - t0;
   for (size_t f = 0; f < nf; f++) {
@@ -678,6 +678,9 @@ static int ve_configs(ve_config *out) {
   c->label = "spectral + turn endpointer";
   c->vad = "spectral";
   kmk_endpoint_params_turn(&c->ep);
+  if (getenv("VE_MIN")) c->ep.min_end_silence_ms = atoi(getenv("VE_MIN")); /* tuning knobs */
+  if (getenv("VE_MAX")) c->ep.end_silence_ms = atoi(getenv("VE_MAX"));
+  if (getenv("VE_MARGIN")) c->ep.end_margin_ms = atoi(getenv("VE_MARGIN"));
   return n;
 }
 

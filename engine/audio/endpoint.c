@@ -14,8 +14,8 @@
 #define SPMS (KMK_AUDIO_RATE / 1000) /* samples per ms */
 #define NPAUSE 32        /* adaptive end: how many recent in-turn pauses are remembered */
 #define MIN_PAUSES 3     /* ... and how many are needed before the learnt value is used */
-#define RETRO_MS 250     /* a restart this soon after an end means the end was too early */
-#define MIN_PAUSE_MS 150 /* shorter silences are articulation (stops), not hesitations */
+#define RETRO_MS 100     /* a restart this soon after an end means the end was too early */
+#define MIN_PAUSE_MS 100 /* shorter silences are articulation (stops), not hesitations */
 
 struct kmk_endpoint {
   kmk_endpoint_params p;
@@ -49,7 +49,7 @@ void kmk_endpoint_params_default(kmk_endpoint_params *p) {
   p->tail_ms = 100;
   p->pause_ms = 0;
   p->adaptive_end = 0;
-  p->min_end_silence_ms = 300;
+  p->min_end_silence_ms = 400;
   p->end_margin_ms = 30;
 }
 
@@ -58,7 +58,7 @@ void kmk_endpoint_params_turn(kmk_endpoint_params *p) {
   p->end_silence_ms = 650;
   p->pause_ms = 200;
   p->adaptive_end = 1;
-  p->min_end_silence_ms = 300;
+  p->min_end_silence_ms = 400;
   p->end_margin_ms = 30;
 }
 

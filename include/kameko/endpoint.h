@@ -25,9 +25,9 @@
  * Adaptive end (adaptive_end = 1): "a pause inside the turn" and "the turn is over" are told
  * apart by the speaker's own pause habits. Every silence run inside an utterance that ended with
  * speech resuming is a known in-turn pause; a new utterance that starts less than
- * (end silence + 250 ms) after the previous one's last voiced frame was a turn cut too early, and
+ * (end silence + 100 ms) after the previous one's last voiced frame was a turn cut too early, and
  * its whole gap counts as an in-turn pause as well. The end silence in force is then
- * clamp(longest of the last 16 such pauses + end_margin_ms, min_end_silence_ms, end_silence_ms)
+ * clamp(longest of the last 32 such pauses (>= 100 ms) + end_margin_ms, min_end_silence_ms, end_silence_ms)
  * once 3 pauses are known (end_silence_ms before that). So a speaker with short hesitations gets
  * snappy turn ends, a slow speaker (or a noisy channel whose VAD stretches pauses) longer ones.
  *
@@ -81,7 +81,7 @@ typedef struct {
                              SPEECH_RESUME if speech returns before the end. Must be < the end
                              silence in force, else no pause event is emitted. */
   int adaptive_end;       /* 1: the end silence adapts to this speaker's own pauses (below) */
-  int min_end_silence_ms; /* adaptive floor; <= 0 = 300 */
+  int min_end_silence_ms; /* adaptive floor; <= 0 = 400 */
   int end_margin_ms;      /* adaptive margin over the longest recent pause; <= 0 = 30 */
 } kmk_endpoint_params;
 
@@ -90,7 +90,7 @@ typedef struct kmk_endpoint kmk_endpoint;
 void kmk_endpoint_params_default(kmk_endpoint_params *p);
 /* The turn-taking preset (what bench/vad_eval.c scores for the "spectral" detector): defaults
  * except end_silence_ms 650 (the adaptive ceiling and the value before anything is learnt),
- * pause_ms 200, adaptive_end 1, min_end_silence_ms 300, end_margin_ms 30. Tune per room:
+ * pause_ms 200, adaptive_end 1, min_end_silence_ms 400, end_margin_ms 30. Tune per room:
  * a game table may lower end_silence_ms / end_margin_ms, a chat may raise them. */
 void kmk_endpoint_params_turn(kmk_endpoint_params *p);
 /* The end silence currently in force, in ms (end_silence_ms unless adaptive_end learnt another). */

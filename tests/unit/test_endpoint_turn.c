@@ -1,0 +1,176 @@
+/* test_endpoint_turn.c - the endpointer's turn-taking extensions, driven by scripted VAD
+ * decisions: SPEECH_PAUSE / SPEECH_RESUME, the adaptive end silence learning the speaker's pauses
+ * (and correcting itself after a cut), the defaults staying exactly the old behaviour. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "kameko/audio.h"
+#include "kameko/endpoint.h"
+
+#define F KMK_VAD_FRAME
+
+typedef struct {
+  kmk_endpoint_event_type type[64];
+  int frame[64]; /* frame index (0-based) that emitted the event */
+  uint64_t len[64];
+  int n;
+} evs;
+
+/* Feeds `ms` of speech (sp = 1) or silence, frame by frame, recording events. */
+static void feed(kmk_endpoint *ep, int sp, int ms, int *fidx, evs *e) {
+  int16_t fr[F];
+  memset(fr, 0, sizeof fr);
+  kmk_vad_result r = {sp, sp ? 1.0f : 0.0f, 0};
+  for (int k = 0; k < ms / 10; k++) {
+    kmk_endpoint_event ev;
+    int rc = kmk_endpoint_process(ep, fr, &r, &ev);
+    CHECK(rc >= 0);
+    if (rc == 1 && e->n < 64) {
+      e->type[e->n] = ev.type;
+      e->frame[e->n] = *fidx;
+      e->len[e->n] = ev.length;
+      e->n++;
+    }
+    (*fidx)++;
+  }
+}
+
+static void test_defaults_unchanged(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_default(&p);
+  CHECK_EQ_INT(p.end_silence_ms, 1000);
+  CHECK_EQ_INT(p.pause_ms, 0);
+  CHECK_EQ_INT(p.adaptive_end, 0);
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 500, &f, &e);
+  feed(ep, 0, 400, &f, &e); /* a pause: no event by default */
+  feed(ep, 1, 500, &f, &e);
+  feed(ep, 0, 1000, &f, &e);
+  CHECK_EQ_INT(e.n, 2);
+  CHECK_EQ_INT(e.type[0], KMK_EP_SPEECH_START);
+  CHECK_EQ_INT(e.type[1], KMK_EP_SPEECH_END);
+  CHECK_EQ_INT(e.frame[1], 50 + 40 + 50 + 99); /* 1000 ms of silence */
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 1000);
+  kmk_endpoint_free(ep);
+}
+
+static void test_pause_and_resume(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_turn(&p);
+  CHECK_EQ_INT(p.pause_ms, 200);
+  CHECK_EQ_INT(p.end_silence_ms, 650);
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 500, &f, &e);
+  feed(ep, 0, 300, &f, &e);
+  feed(ep, 1, 300, &f, &e);
+  feed(ep, 0, 700, &f, &e);
+  CHECK_EQ_INT(e.n, 5);
+  CHECK_EQ_INT(e.type[0], KMK_EP_SPEECH_START);
+  CHECK_EQ_INT(e.type[1], KMK_EP_SPEECH_PAUSE);
+  CHECK_EQ_INT(e.frame[1], 50 + 19); /* the 20th silent frame */
+  /* the utterance so far: 300 ms pre-roll is not available at stream start; 500 ms + 100 ms tail */
+  CHECK_EQ_INT(e.len[1], (500 + 100) * 16);
+  CHECK_EQ_INT(e.type[2], KMK_EP_SPEECH_RESUME);
+  CHECK_EQ_INT(e.frame[2], 80);
+  CHECK_EQ_INT(e.type[3], KMK_EP_SPEECH_PAUSE);
+  CHECK_EQ_INT(e.type[4], KMK_EP_SPEECH_END);
+  CHECK_EQ_INT(e.frame[4], 110 + 64); /* nothing learnt yet: 650 ms */
+  kmk_endpoint_free(ep);
+}
+
+static void test_adaptive_learns_pauses(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_turn(&p);
+  p.min_end_silence_ms = 250;
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 400, &f, &e);
+  for (int i = 0; i < 2; i++) {
+    feed(ep, 0, 200, &f, &e);
+    feed(ep, 1, 400, &f, &e);
+  }
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 650); /* 2 pauses: not enough yet */
+  feed(ep, 0, 200, &f, &e);
+  feed(ep, 1, 400, &f, &e);
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 250); /* 200 + 30 margin, clamped to the floor */
+  CHECK_EQ_INT(kmk_endpoint_get_state(ep), KMK_EP_SPEECH);
+  kmk_endpoint_free(ep);
+
+  kmk_endpoint_params_turn(&p); /* floor 400 */
+  ep = kmk_endpoint_new(&p);
+  memset(&e, 0, sizeof e);
+  f = 0;
+  feed(ep, 1, 400, &f, &e);
+  for (int i = 0; i < 3; i++) {
+    feed(ep, 0, 200, &f, &e);
+    feed(ep, 1, 400, &f, &e);
+  }
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 400);
+  /* short silences (< 100 ms) are articulation, not pauses: nothing changes */
+  feed(ep, 0, 50, &f, &e);
+  feed(ep, 1, 100, &f, &e);
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 400);
+  int before = e.n;
+  feed(ep, 0, 450, &f, &e); /* the turn ends 400 ms into this silence */
+  CHECK_EQ_INT(e.n, before + 2);
+  CHECK_EQ_INT(e.type[before + 1], KMK_EP_SPEECH_END);
+  kmk_endpoint_free(ep);
+}
+
+static void test_cut_corrects_itself(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_turn(&p);
+  p.min_end_silence_ms = 300;
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 400, &f, &e);
+  for (int i = 0; i < 3; i++) {
+    feed(ep, 0, 150, &f, &e);
+    feed(ep, 1, 400, &f, &e);
+  }
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 300);
+  feed(ep, 0, 350, &f, &e); /* a longer hesitation: cut at 300 ms */
+  CHECK_EQ_INT(e.type[e.n - 1], KMK_EP_SPEECH_END);
+  feed(ep, 1, 400, &f, &e); /* the speaker goes on 50 ms after the end: that end was a cut */
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 380); /* 350 + 30 */
+  feed(ep, 0, 360, &f, &e); /* the same pause again is now tolerated */
+  CHECK(e.type[e.n - 1] != KMK_EP_SPEECH_END);
+  feed(ep, 1, 300, &f, &e);
+  /* a real gap (> end + 100 ms) after an end teaches nothing */
+  feed(ep, 0, 1500, &f, &e);
+  feed(ep, 1, 300, &f, &e);
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 390); /* 360 was learnt in-turn, not 1.5 s */
+  kmk_endpoint_free(ep);
+}
+
+static void test_pause_not_after_end(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_default(&p);
+  p.end_silence_ms = 300;
+  p.pause_ms = 300; /* not shorter than the end: never emitted */
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 400, &f, &e);
+  feed(ep, 0, 400, &f, &e);
+  CHECK_EQ_INT(e.n, 2);
+  CHECK_EQ_INT(e.type[1], KMK_EP_SPEECH_END);
+  kmk_endpoint_free(ep);
+  CHECK_STR(kmk_endpoint_event_name(KMK_EP_SPEECH_PAUSE), "speech_pause");
+  CHECK_STR(kmk_endpoint_event_name(KMK_EP_SPEECH_RESUME), "speech_resume");
+}
+
+int main(void) {
+  RUN(test_defaults_unchanged);
+  RUN(test_pause_and_resume);
+  RUN(test_adaptive_learns_pauses);
+  RUN(test_cut_corrects_itself);
+  RUN(test_pause_not_after_end);
+  return check_done();
+}
