@@ -1,4 +1,6 @@
-/* bench_streams.c - per-speaker stream cost: Opus decode at 16 kHz mono + VAD + endpointing.
+/* vad_streams.c - per-stream cost of the input path with each detector: Opus decode at 16 kHz
+ * mono + VAD + endpointing, for "energy" + the default endpointer (the original design) and
+ * "spectral" + the turn endpointer (kmk_endpoint_params_turn). Derived from bench_streams.c.
  *
  * Prepares ~10 s of real speech (pocketsphinx test WAVs), resamples it to 48 kHz stereo and
  * Opus-encodes it once (20 ms, 64 kbit/s, as Discord sends). Then feeds the packets through
