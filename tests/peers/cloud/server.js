@@ -413,6 +413,8 @@ function onUpgrade(req, socket, head) {
   const { mode, rest } = parseMode(req.url);
   const u = new URL(rest, 'http://x');
   const q = u.searchParams;
+  if (u.pathname === '/ws/echo') return wss.handleUpgrade(req, socket, head, echoSession);
+  if (u.pathname === '/ws/403') return refuse(socket, 403, 'Forbidden');
   const skew = mode === 'skew' ? 3600 : CLOCK_OFFSET;
   const serverNow = Date.now() / 1000 + skew;
   const tok = q.get('Sec-MS-GEC');
@@ -428,6 +430,23 @@ function onUpgrade(req, socket, head) {
   }
   if (mode === '503') return refuse(socket, 503, 'Service Unavailable');
   wss.handleUpgrade(req, socket, head, (ws) => edgeSession(ws, mode, last.tts));
+}
+
+// Plain echo for WebSocket client tests: echoes every message; "close" -> close 1000 "bye";
+// "big:N" -> one binary message of N bytes; "frag" -> a message sent in three fragments.
+function echoSession(ws) {
+  ws.on('message', (data, isBinary) => {
+    const s = isBinary ? null : data.toString();
+    if (s === 'close') return ws.close(1000, 'bye');
+    if (s === 'abort') return ws.terminate();
+    if (s && s.startsWith('big:')) return ws.send(Buffer.alloc(Number(s.slice(4)), 7));
+    if (s === 'frag') {
+      ws.send('ab', { fin: false });
+      ws.send('cd', { fin: false });
+      return ws.send('ef', { fin: true });
+    }
+    ws.send(data, { binary: isBinary });
+  });
 }
 
 function edgeSession(ws, mode, rec) {
