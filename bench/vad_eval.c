@@ -695,6 +695,10 @@ static void ve_print(const ve_config *c, const ve_score *s) {
 static void ve_print_conds(const ve_config *c, const ve_score *s) {
   printf("| %-36s |", c->label);
   for (int k = 0; k < N_COND; k++) printf(" %.3f |", s->f1_cond[k]);
+  printf("\n| %-36s |", "  precision / recall");
+  for (int k = 0; k < N_COND; k++)
+    printf(" %.2f / %.2f |", s->tp[k] / (s->tp[k] + s->fp[k] + 1e-9),
+           s->tp[k] / (s->tp[k] + s->fn[k] + 1e-9));
   printf("\n| %-36s |", "  turns cut / mean delay (capped 3 s)");
   for (int k = 0; k < N_COND; k++)
     printf(" %d/%d %.0f ms |", s->ccut[k], s->cturns[k],

@@ -149,9 +149,14 @@ static void learn_pause(kmk_endpoint *ep, int frames) {
   ep->pause_next = (ep->pause_next + 1) % NPAUSE;
   if (ep->npauses < NPAUSE) ep->npauses++;
   if (ep->npauses < MIN_PAUSES) return;
-  int mx = 0;
-  for (int i = 0; i < ep->npauses; i++) mx = ep->pauses[i] > mx ? ep->pauses[i] : mx;
-  int e = mx + ep->margin_frames;
+  /* the longest pause seen, plus the expected shortfall of a maximum of n samples (for a uniform
+     spread, (max - min) / n), plus the margin */
+  int mx = 0, mn = 1 << 30;
+  for (int i = 0; i < ep->npauses; i++) {
+    mx = ep->pauses[i] > mx ? ep->pauses[i] : mx;
+    mn = ep->pauses[i] < mn ? ep->pauses[i] : mn;
+  }
+  int e = mx + (mx - mn) / ep->npauses + ep->margin_frames;
   if (e < ep->min_end_frames) e = ep->min_end_frames;
   if (e > ep->end_frames) e = ep->end_frames;
   ep->cur_end_frames = e;

@@ -27,7 +27,8 @@
  * speech resuming is a known in-turn pause; a new utterance that starts less than
  * (end silence + 100 ms) after the previous one's last voiced frame was a turn cut too early, and
  * its whole gap counts as an in-turn pause as well. The end silence in force is then
- * clamp(longest of the last 32 such pauses (>= 100 ms) + end_margin_ms, min_end_silence_ms, end_silence_ms)
+ * clamp(max + (max - min) / n + end_margin_ms, min_end_silence_ms, end_silence_ms) over the last
+ * n <= 32 such pauses (>= 100 ms; (max - min) / n is the expected shortfall of a sample maximum)
  * once 3 pauses are known (end_silence_ms before that). So a speaker with short hesitations gets
  * snappy turn ends, a slow speaker (or a noisy channel whose VAD stretches pauses) longer ones.
  *

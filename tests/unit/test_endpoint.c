@@ -212,7 +212,9 @@ static void test_finish_and_untaken_pcm(void) {
   kmk_endpoint_reset(ep);
   CHECK(kmk_endpoint_take_pcm(ep) == NULL);
   CHECK_EQ_INT(kmk_endpoint_finish(ep, &ev), 0);
-  CHECK(kmk_endpoint_new(&(kmk_endpoint_params){250, 1000, 300, 100, 100}) == NULL); /* max too small */
+  CHECK(kmk_endpoint_new(&(kmk_endpoint_params){.min_speech_ms = 250, .end_silence_ms = 1000,
+                                                 .preroll_ms = 300, .max_utterance_ms = 100,
+                                                 .tail_ms = 100}) == NULL); /* max too small */
   kmk_vad_free(v);
   kmk_endpoint_free(ep);
   free(x);
