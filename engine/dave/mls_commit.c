@@ -21,6 +21,18 @@ void kmk_mls_proposal_store_clear(kmk_mls_proposal_store *s) {
   memset(s, 0, sizeof *s);
 }
 
+int kmk_mls_proposal_store_revoke(kmk_mls_proposal_store *s, const uint8_t *ref, size_t ref_len) {
+  if (ref_len != KMK_MLS_NH) return 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (memcmp(s->items[i].ref, ref, KMK_MLS_NH) == 0) {
+      kmk_mls_bytes_free(&s->items[i].msg);
+      memmove(&s->items[i], &s->items[i + 1], (s->n - i - 1) * sizeof s->items[0]);
+      s->n--;
+      return 1;
+    }
+  return 0;
+}
+
 static kmk_mls_view gview(const kmk_mls_bytes *b) {
   kmk_mls_view v = {b->data, b->len};
   return v;

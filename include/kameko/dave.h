@@ -172,6 +172,38 @@ int kmk_dave_external_sender_parse(const uint8_t *p, size_t n, kmk_mls_external_
 int kmk_dave_group_check(const kmk_mls_group *g, uint64_t channel_id,
                          const kmk_mls_external_sender *es);
 
+/* ---------- voice gateway binary frames (dave_gateway.c) ---------- */
+enum {
+  KMK_DAVE_OP_PREPARE_TRANSITION = 21, KMK_DAVE_OP_EXECUTE_TRANSITION = 22,
+  KMK_DAVE_OP_READY_FOR_TRANSITION = 23, KMK_DAVE_OP_PREPARE_EPOCH = 24,
+  KMK_DAVE_OP_EXTERNAL_SENDER = 25, KMK_DAVE_OP_KEY_PACKAGE = 26, KMK_DAVE_OP_PROPOSALS = 27,
+  KMK_DAVE_OP_COMMIT_WELCOME = 28, KMK_DAVE_OP_ANNOUNCE_COMMIT = 29, KMK_DAVE_OP_WELCOME = 30,
+  KMK_DAVE_OP_INVALID_COMMIT_WELCOME = 31,
+};
+enum { KMK_DAVE_PROPOSALS_APPEND = 0, KMK_DAVE_PROPOSALS_REVOKE = 1 };
+
+/* A server-to-client binary frame: u16 seq | u8 op | payload. Views point into the input. */
+typedef struct kmk_dave_gw_frame {
+  uint16_t seq;
+  uint8_t op;
+  kmk_mls_view payload;
+  uint8_t proposals_op;   /* op 27 */
+  kmk_mls_view list;      /* op 27: body of MLSMessage proposals<V> or ProposalRef refs<V> */
+  uint16_t transition_id; /* ops 29, 30 */
+  kmk_mls_view message;   /* op 25 ExternalSender, op 29 commit MLSMessage, op 30 Welcome */
+} kmk_dave_gw_frame;
+
+/* Parses and structurally validates a binary frame (ops 25, 27, 29 and 30 are decoded down to
+ * their MLS structures; other ops keep only the payload). KMK_DAVE_ERR_DECODE when malformed. */
+int kmk_dave_gw_parse(const uint8_t *p, size_t n, kmk_dave_gw_frame *f);
+/* Iterate an op-27 list: each whole proposal MLSMessage (append) or each ProposalRef (revoke). */
+int kmk_dave_gw_next_proposal(kmk_mls_r *it, kmk_mls_view *msg);
+int kmk_dave_gw_next_ref(kmk_mls_r *it, kmk_mls_view *ref);
+/* Client frames: op 26 (u8 op | KeyPackage), op 28 (u8 op | commit MLSMessage | [Welcome]). */
+int kmk_dave_gw_key_package(kmk_mls_w *w, const uint8_t *kp, size_t kp_len);
+int kmk_dave_gw_commit_welcome(kmk_mls_w *w, const uint8_t *commit, size_t commit_len,
+                               const uint8_t *welcome, size_t welcome_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -178,6 +178,8 @@ typedef struct kmk_mls_proposal_store {
 } kmk_mls_proposal_store;
 
 void kmk_mls_proposal_store_clear(kmk_mls_proposal_store *s);
+/* Drops the proposal with this ref (DAVE op 27 revoke); 1 if found, 0 if not. */
+int kmk_mls_proposal_store_revoke(kmk_mls_proposal_store *s, const uint8_t *ref, size_t ref_len);
 /* Verifies an MLSMessage(PublicMessage) proposal for the current epoch and stores it: from an
  * external sender listed in the group's external_senders extension (signature), or from a
  * member (signature and membership tag). Add (suite-2 KeyPackage with valid signatures),

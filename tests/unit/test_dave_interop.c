@@ -77,12 +77,12 @@ static int check_commit_refs(const uint8_t *props, size_t pn, const uint8_t *com
                              const kmk_mls_external_sender *es) {
   uint8_t refs[8][32];
   int nrefs = 0;
-  kmk_mls_r r, it;
-  kmk_mls_r_init(&r, props, pn);
-  if (kmk_mls_r_vec(&r, &it) || kmk_mls_r_done(&r)) return 0;
+  kmk_mls_r it;
+  kmk_mls_r_init(&it, props, pn); /* the op-27 list body */
   while (kmk_mls_r_left(&it) && nrefs < 8) {
+    kmk_mls_view one;
     kmk_mls_message m;
-    if (kmk_mls_message_decode(&it, &m) || m.wire_format != KMK_MLS_WIRE_PUBLIC) return 0;
+    if (kmk_dave_gw_next_proposal(&it, &one) || kmk_mls_message_decode_all(one.p, one.len, &m)) return 0;
     if (m.pub.content.sender.type != KMK_MLS_SENDER_EXTERNAL ||
         kmk_mls_public_message_verify_signature(&m.pub, es->signature_key.p, es->signature_key.len,
                                                 NULL, 0) != 0)
@@ -105,6 +105,18 @@ static int check_commit_refs(const uint8_t *props, size_t pn, const uint8_t *com
   }
   printf("davey's commit references our %d ProposalRefs; external proposal signatures verify\n", seen);
   return seen == nrefs && nrefs == 2;
+}
+
+/* Decodes a hex line argument holding a binary gateway frame of the expected op. */
+static uint8_t *gw_frame(const char *hexs, uint8_t op, kmk_dave_gw_frame *f) {
+  size_t n;
+  uint8_t *b = unhex(hexs, &n);
+  int rc = kmk_dave_gw_parse(b, n, f);
+  if (rc || f->op != op) {
+    fprintf(stderr, "bad gateway frame for op %u: %d\n", op, rc);
+    memset(f, 0, sizeof *f);
+  }
+  return b;
 }
 
 static void test_interop_with_davey(void) {
@@ -134,32 +146,37 @@ static void test_interop_with_davey(void) {
   int epochs = 0;
   int joined = 0, done = 0, frames_in = 0, frames_out = 0;
   uint8_t *ext_pkg = NULL, *props = NULL;
-  size_t props_len = 0;
+  kmk_mls_view props_list = {NULL, 0};
   kmk_mls_external_sender es;
   memset(&es, 0, sizeof es);
   char *line;
   while ((line = read_line())) {
+    kmk_dave_gw_frame gf;
     if (strncmp(line, "EXTERNAL ", 9) == 0) {
-      size_t n;
-      ext_pkg = unhex(line + 9, &n);
-      CHECK_EQ_INT(kmk_dave_external_sender_parse(ext_pkg, n, &es), 0);
+      ext_pkg = gw_frame(line + 9, KMK_DAVE_OP_EXTERNAL_SENDER, &gf);
+      CHECK_EQ_INT(kmk_dave_external_sender_parse(gf.message.p, gf.message.len, &es), 0);
     } else if (strncmp(line, "PROPOSALS ", 10) == 0) {
-      props = unhex(line + 10, &props_len);
+      props = gw_frame(line + 10, KMK_DAVE_OP_PROPOSALS, &gf);
+      CHECK(gf.proposals_op == KMK_DAVE_PROPOSALS_APPEND);
+      props_list = gf.list;
     } else if (strncmp(line, "COMMIT ", 7) == 0) {
-      size_t n;
-      uint8_t *c = unhex(line + 7, &n);
-      CHECK(props && ext_pkg && check_commit_refs(props, props_len, c, n, &es));
+      uint8_t *c = gw_frame(line + 7, KMK_DAVE_OP_ANNOUNCE_COMMIT, &gf);
+      CHECK_EQ_INT(gf.transition_id, 1);
+      CHECK(props && ext_pkg && check_commit_refs(props_list.p, props_list.len, gf.message.p, gf.message.len, &es));
       free(c);
     } else if (strncmp(line, "WELCOME ", 8) == 0) {
-      size_t n;
-      uint8_t *w = unhex(line + 8, &n);
-      const uint8_t *body = w;
-      size_t body_len = n;
+      uint8_t *w = gw_frame(line + 8, KMK_DAVE_OP_WELCOME, &gf);
+      CHECK_EQ_INT(gf.transition_id, 1);
+      const uint8_t *body = gf.message.p;
+      size_t body_len = gf.message.len, n = gf.message.len;
       kmk_mls_message m;
-      if (n > 4 && w[0] == 0 && w[1] == 1 && w[2] == 0 && w[3] == 3 &&
-          kmk_mls_message_decode_all(w, n, &m) == 0) { /* an MLSMessage-wrapped Welcome */
+      if (n > 4 && body[0] == 0 && body[1] == 1 && body[2] == 0 && body[3] == 3 &&
+          kmk_mls_message_decode_all(body, n, &m) == 0) { /* an MLSMessage-wrapped Welcome */
         body += 4;
         body_len -= 4;
+        printf("davey's Welcome is an MLSMessage\n");
+      } else if (body_len >= 2) {
+        printf("davey's Welcome is a bare Welcome (suite %u)\n", (unsigned)(body[0] << 8 | body[1]));
       }
       kmk_mls_join_keys jk;
       memset(&jk, 0, sizeof jk);
@@ -192,30 +209,28 @@ static void test_interop_with_davey(void) {
              (unsigned long long)g.epoch, g.my_leaf, g.tree.n_leaves, code);
       send_hex("JOINED", g.secrets.epoch_authenticator, 32, code);
     } else if (strncmp(line, "PROPOSALS2 ", 11) == 0) {
-      size_t n;
-      uint8_t *p = unhex(line + 11, &n);
-      kmk_mls_r r, it;
-      kmk_mls_r_init(&r, p, n);
-      CHECK(kmk_mls_r_vec(&r, &it) == 0 && kmk_mls_r_done(&r) == 0);
-      while (kmk_mls_r_left(&it)) { /* split the vector of MLSMessages */
-        size_t start = it.off;
-        kmk_mls_message m;
-        if (kmk_mls_message_decode(&it, &m)) break;
+      uint8_t *p = gw_frame(line + 11, KMK_DAVE_OP_PROPOSALS, &gf);
+      kmk_mls_r it;
+      kmk_mls_r_init(&it, gf.list.p, gf.list.len);
+      kmk_mls_view one;
+      while (kmk_mls_r_left(&it) && kmk_dave_gw_next_proposal(&it, &one) == 0) {
         /* a tampered copy is refused and not stored */
-        uint8_t *bad = malloc(it.off - start);
-        memcpy(bad, it.p + start, it.off - start);
-        bad[it.off - start - 5] ^= 1; /* inside the signature */
-        CHECK(kmk_mls_group_store_proposal(&g, &store, bad, it.off - start) != 0);
+        uint8_t *bad = malloc(one.len);
+        memcpy(bad, one.p, one.len);
+        bad[one.len - 5] ^= 1; /* inside the signature */
+        CHECK(kmk_mls_group_store_proposal(&g, &store, bad, one.len) != 0);
         free(bad);
-        int rc = kmk_mls_group_store_proposal(&g, &store, it.p + start, it.off - start);
+        int rc = kmk_mls_group_store_proposal(&g, &store, one.p, one.len);
         if (rc) fprintf(stderr, "store proposal: %d %s\n", rc, kmk_mls_strerror(rc));
         CHECK_EQ_INT(rc, 0);
       }
       CHECK_EQ_INT(store.n, 2);
       free(p);
     } else if (strncmp(line, "COMMIT2 ", 8) == 0) {
-      size_t n;
-      uint8_t *c = unhex(line + 8, &n);
+      uint8_t *frame = gw_frame(line + 8, KMK_DAVE_OP_ANNOUNCE_COMMIT, &gf);
+      CHECK_EQ_INT(gf.transition_id, 2);
+      const uint8_t *c = gf.message.p;
+      size_t n = gf.message.len;
       int removed = 0;
       /* tampered or unresolvable commits are refused and leave the group as it was */
       uint8_t *bad = malloc(n);
@@ -234,7 +249,7 @@ static void test_interop_with_davey(void) {
       if (rc) fprintf(stderr, "process commit: %d %s\n", rc, kmk_mls_strerror(rc));
       CHECK_EQ_INT(rc, 0);
       CHECK(!removed);
-      free(c);
+      free(frame);
       if (rc) break;
       epochs++;
       uint32_t leaf;

@@ -7,7 +7,8 @@
 // proposals, 1002 and the C client join by the Welcome, then Opus frames go both ways and the
 // epoch authenticators and voice privacy codes are compared.
 //
-// Line protocol (one message per line, hex payloads). The C side speaks first:
+// Line protocol (one message per line, hex payloads; EXTERNAL, PROPOSALS*, COMMIT* and WELCOME
+// carry whole binary voice-gateway frames: u16 seq | u8 op | payload). The C side speaks first:
 //   C -> peer  KP <key package>                    our bare KeyPackage (op 26 payload)
 //   peer -> C  EXTERNAL <external sender package>  op 25 payload
 //   peer -> C  PROPOSALS <proposals>               op 27 payload body (vector of MLSMessages)
@@ -40,6 +41,8 @@ function varint(n) {
   return b;
 }
 const vec = (b) => Buffer.concat([varint(b.length), b]);
+let seq = 0;
+const gw = (op, payload) => { const h = Buffer.alloc(3); h.writeUInt16BE(++seq); h[2] = op; return Buffer.concat([h, payload]); };
 const u8 = (n) => Buffer.from([n]);
 const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
 const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
@@ -115,10 +118,10 @@ try {
   b.processWelcome(result.welcome);
   log(`group epoch ${a.epoch}, users ${a.getUserIds().join(',')}`);
 
-  send('EXTERNAL ' + externalSenderPackage.toString('hex'));
-  send('PROPOSALS ' + vec(proposals).toString('hex'));
-  send('COMMIT ' + result.commit.toString('hex'));
-  send('WELCOME ' + result.welcome.toString('hex'));
+  send('EXTERNAL ' + gw(25, externalSenderPackage).toString('hex'));
+  send('PROPOSALS ' + gw(27, Buffer.concat([u8(0), vec(proposals)])).toString('hex'));
+  send('COMMIT ' + gw(29, Buffer.concat([u16(1), result.commit])).toString('hex'));
+  send('WELCOME ' + gw(30, Buffer.concat([u16(1), result.welcome])).toString('hex'));
   const [authHex, code] = await expect('JOINED');
   const authA = a.getEpochAuthenticator().toString('hex');
   const authB = b.getEpochAuthenticator().toString('hex');
@@ -161,12 +164,12 @@ try {
   const dKeyPackage = d.getSerializedKeyPackage();
   const epoch1 = Number(a.epoch);
   const props2 = Buffer.concat([externalAdd(dKeyPackage, epoch1), externalRemove(b.ownLeafIndex, epoch1)]);
-  send('PROPOSALS2 ' + vec(props2).toString('hex'));
+  send('PROPOSALS2 ' + gw(27, Buffer.concat([u8(0), vec(props2)])).toString('hex'));
   const r2 = a.processProposals(ProposalsOperationType.APPEND, vec(props2), [USERS.a, USERS.c, '1004']);
   if (!r2.commit || !r2.welcome) fail('davey produced no commit/welcome for epoch 2');
   a.processCommit(r2.commit);
   d.processWelcome(r2.welcome);
-  send('COMMIT2 ' + r2.commit.toString('hex'));
+  send('COMMIT2 ' + gw(29, Buffer.concat([u16(2), r2.commit])).toString('hex'));
   const [ep2, auth2, code2] = await expect('EPOCH');
   if (BigInt(ep2) !== a.epoch) fail(`C is at epoch ${ep2}, davey at ${a.epoch}`);
   if (auth2 !== a.getEpochAuthenticator().toString('hex') || auth2 !== d.getEpochAuthenticator().toString('hex'))
