@@ -23,7 +23,8 @@
  * Metrics: frame F1 of the detector's per-frame is_speech vs the labels (pooled over all tracks,
  * and per condition); turn-end delay = SPEECH_END decision time (end of the frame that emitted
  * it) minus the turn's true end (end of its last labelled frame); a turn is "cut early" when a
- * SPEECH_END is decided inside it (after its start, before its end); CPU = process CPU time of
+ * SPEECH_END is decided inside it (after its start, before its end) and the utterance it closes
+ * contains part of the turn (not merely the previous turn's end); CPU = process CPU time of
  * VAD + endpointer per 32 ms of audio (CLOCK_PROCESS_CPUTIME_ID; mixing not counted).
  *
  * Usage: vad_eval [minutes, default 24] [seed, default 1]
@@ -555,6 +556,7 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
   size_t nf = t->n / VE_F;
   uint8_t *dec = malloc(nf);
   size_t *ends = malloc((nf + 1) * sizeof *ends); /* SPEECH_END decision frames (exclusive) */
+  size_t *ucut = malloc((nf + 1) * sizeof *ucut); /* where each ended utterance's audio ends */
   size_t nends = 0;
   const char *tr = getenv("VAD_EVAL_TRACE");
   int trace = tr ? atoi(tr) : -1;
@@ -565,7 +567,10 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
     kmk_vad_process(v, t->pcm + f * VE_F, &vr);
     dec[f] = (uint8_t)vr.is_speech;
     int got = kmk_endpoint_process(ep, t->pcm + f * VE_F, &vr, &ev);
-    if (got == 1 && ev.type == KMK_EP_SPEECH_END) ends[nends++] = f + 1;
+    if (got == 1 && ev.type == KMK_EP_SPEECH_END) {
+      ucut[nends] = (size_t)((ev.start_sample + ev.length) / VE_F); /* utterance's end frame */
+      ends[nends++] = f + 1;
+    }
     if (trace >= 0 && trace == t->id)
       fprintf(stderr, "%s %6.2f lab %d dec %d score %.2f lvl %.1f end %d %s\n", c->vad, f / 100.0,
               t->lab[f], vr.is_speech, vr.score, vr.level, kmk_endpoint_end_silence_ms(ep),
@@ -582,7 +587,9 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
     int cut = 0;
     double delay = -1;
     for (size_t e = 0; e < nends; e++) {
-      if (ends[e] > tu->start && ends[e] < tu->end) cut = 1;
+      /* cut: decided inside the turn, and the utterance it closed holds part of this turn (an
+         end that closes the previous turn a moment after this one's first breath is no cut) */
+      if (ends[e] > tu->start && ends[e] < tu->end && ucut[e] > tu->start) cut = 1;
       if (ends[e] >= tu->end && delay < 0) delay = (double)(ends[e] - tu->end) * 10;
     }
     if (delay < 0) delay = (double)(nf - tu->end) * 10; /* never ended: until the track's end */
@@ -600,6 +607,7 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
   s->audio_s += t->n / 16000.0;
   free(dec);
   free(ends);
+  free(ucut);
   kmk_endpoint_free(ep);
   kmk_vad_free(v);
 }
@@ -671,7 +679,8 @@ static void ve_score_corpus(const ve_corpus *co, const ve_config *c, ve_score *s
   s->delays = NULL;
 }
 
-/* The table's rows: the original design and ours (plus a fixed-silence variant for reference). */
+/* The table's rows: the original design, ours, and each half of ours alone (rows 0 and 1 are
+ * what tests/unit/test_vad_eval.c pins). */
 static int ve_configs(ve_config *out) {
   int n = 0;
   ve_config *c = &out[n++];
@@ -681,6 +690,15 @@ static int ve_configs(ve_config *out) {
   c = &out[n++];
   c->label = "spectral + turn endpointer";
   c->vad = "spectral";
+  kmk_endpoint_params_turn(&c->ep);
+  /* for reference: each half alone */
+  c = &out[n++];
+  c->label = "  (spectral + 1 s silence)";
+  c->vad = "spectral";
+  kmk_endpoint_params_default(&c->ep);
+  c = &out[n++];
+  c->label = "  (energy 300 + turn endpointer)";
+  c->vad = "energy";
   kmk_endpoint_params_turn(&c->ep);
   return n;
 }

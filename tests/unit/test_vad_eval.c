@@ -54,7 +54,7 @@ static void test_spectral_pins(void) {
   for (int k = 0; k < N_COND; k++) CHECK(s.f1_cond[k] >= 0.84);
   CHECK(s.delay_p50 <= 650);
   CHECK(s.delay_p90 <= 850);
-  CHECK(s.cut_pct <= 6.0); /* 1 of 53 turns now; 3 would fail */
+  CHECK(s.cut_pct <= 6.0); /* 1 of 53 turns now; 4 would fail */
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__OPTIMIZE__)
   CHECK(s.cpu_us_per_32ms <= 60); /* unoptimised build */
 #elif !defined(__SANITIZE_ADDRESS__)
