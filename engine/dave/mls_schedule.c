@@ -55,6 +55,15 @@ int kmk_mls_key_schedule_from_joiner(const uint8_t joiner_secret[KMK_MLS_NH],
     rc = kmk_mls_expand_with_label(member, KMK_MLS_NH, "epoch", group_context, gc_len, s->epoch,
                                    KMK_MLS_NH);
   OPENSSL_cleanse(member, sizeof member);
+  if (rc) {
+    kmk_mls_epoch_secrets_wipe(s);
+    return rc;
+  }
+  return kmk_mls_epoch_secrets_derive(s);
+}
+
+int kmk_mls_epoch_secrets_derive(kmk_mls_epoch_secrets *s) {
+  int rc = 0;
   static const struct {
     const char *label;
     size_t off;

@@ -83,14 +83,45 @@ static void blank(kmk_mls_tree *t, uint32_t x) {
   memset(&t->nodes[x], 0, sizeof t->nodes[x]);
 }
 
+int kmk_mls_tree_set_leaf(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_leaf_node *ln) {
+  if (leaf >= t->n_leaves) return KMK_MLS_ERR_ARG;
+  return set_leaf(t, leaf, ln);
+}
+
+int kmk_mls_tree_install_path(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_view *keys, int n,
+                              uint8_t leaf_parent_hash[KMK_MLS_NH]) {
+  uint32_t fdp[32], dp[32];
+  int nf = kmk_mls_tree_filtered_direct_path(t, leaf, fdp, 32);
+  int nd = kmk_mls_tree_direct_path(2 * leaf, t->n_leaves, dp, 32);
+  if (nf < 0 || nd < 0 || nf != n) return KMK_MLS_ERR_INVALID;
+  /* Works in place; a failure leaves the tree unusable, so callers work on a copy. */
+  for (int i = 0; i < nd; i++) blank(t, dp[i]);
+  int rc = 0;
+  for (int i = 0; i < n && !rc; i++) rc = set_parent(t, fdp[i], keys[i], NULL, 0);
+  /* parent hashes, top down: the root-most node keeps an empty parent hash; fdp[i] links to
+   * fdp[i+1] through the child of fdp[i+1] towards fdp[i] */
+  uint8_t ph[KMK_MLS_NH];
+  for (int i = n - 2; i >= 0 && !rc; i--) {
+    uint32_t up = fdp[i + 1], child = (uint32_t)kmk_mls_tree_left(up);
+    if (!in_subtree(child, fdp[i])) child = (uint32_t)kmk_mls_tree_right(up);
+    rc = parent_hash_of(t, up, child, ph);
+    if (!rc) rc = set_parent(t, fdp[i], keys[i], ph, KMK_MLS_NH);
+  }
+  if (!rc && n > 0) {
+    uint32_t up = fdp[0], child = (uint32_t)kmk_mls_tree_left(up);
+    if (!in_subtree(child, 2 * leaf)) child = (uint32_t)kmk_mls_tree_right(up);
+    rc = parent_hash_of(t, up, child, leaf_parent_hash);
+  }
+  return rc;
+}
+
 int kmk_mls_tree_merge_update_path(kmk_mls_tree *t, uint32_t sender,
                                    const kmk_mls_update_path *path, kmk_mls_view group_id) {
   if (sender >= t->n_leaves || t->nodes[2 * sender].type != KMK_MLS_NODE_LEAF) return KMK_MLS_ERR_INVALID;
   if (path->leaf.source != KMK_MLS_LEAF_COMMIT) return KMK_MLS_ERR_INVALID;
-  uint32_t fdp[32], dp[32];
+  uint32_t fdp[32];
   int n = kmk_mls_tree_filtered_direct_path(t, sender, fdp, 32);
-  int nd = kmk_mls_tree_direct_path(2 * sender, t->n_leaves, dp, 32);
-  if (n < 0 || nd < 0) return KMK_MLS_ERR_INVALID;
+  if (n < 0) return KMK_MLS_ERR_INVALID;
   /* the path carries one node per filtered direct path entry */
   kmk_mls_update_path_node pn[32];
   kmk_mls_r it;
@@ -101,32 +132,15 @@ int kmk_mls_tree_merge_update_path(kmk_mls_tree *t, uint32_t sender,
     count++;
   }
   if (count != n) return KMK_MLS_ERR_INVALID;
-  /* Work on the nodes in place; a failure leaves the tree unusable, so callers merge into a
-   * copy (part 2 keeps the previous epoch's tree until the commit is accepted). */
-  for (int i = 0; i < nd; i++) blank(t, dp[i]);
-  int rc = 0;
-  for (int i = 0; i < n && !rc; i++) rc = set_parent(t, fdp[i], pn[i].encryption_key, NULL, 0);
-  /* parent hashes, top down: the root-most node has an empty parent hash */
+  kmk_mls_view keys[32] = {{NULL, 0}};
+  for (int i = 0; i < n; i++) keys[i] = pn[i].encryption_key;
   uint8_t ph[KMK_MLS_NH];
-  for (int i = n - 1; i >= 0 && !rc; i--) {
-    if (i == n - 1) continue;
-    /* fdp[i]'s parent hash links it to fdp[i+1] through the child of fdp[i+1] towards fdp[i] */
-    uint32_t up = fdp[i + 1], child = (uint32_t)kmk_mls_tree_left(up);
-    if (!in_subtree(child, fdp[i])) child = (uint32_t)kmk_mls_tree_right(up);
-    rc = parent_hash_of(t, up, child, ph);
-    if (!rc) rc = set_parent(t, fdp[i], pn[i].encryption_key, ph, KMK_MLS_NH);
-  }
+  int rc = kmk_mls_tree_install_path(t, sender, keys, n, ph);
   if (rc) return rc;
   /* the new leaf's parent_hash must match the lowest path node's hash */
-  if (n > 0) {
-    uint32_t up = fdp[0], child = (uint32_t)kmk_mls_tree_left(up);
-    if (!in_subtree(child, 2 * sender)) child = (uint32_t)kmk_mls_tree_right(up);
-    if ((rc = parent_hash_of(t, up, child, ph))) return rc;
-    if (path->leaf.parent_hash.len != KMK_MLS_NH || memcmp(path->leaf.parent_hash.p, ph, KMK_MLS_NH))
-      return KMK_MLS_ERR_VERIFY;
-  } else if (path->leaf.parent_hash.len != 0) {
+  if (n > 0 ? path->leaf.parent_hash.len != KMK_MLS_NH || memcmp(path->leaf.parent_hash.p, ph, KMK_MLS_NH)
+            : path->leaf.parent_hash.len != 0)
     return KMK_MLS_ERR_VERIFY;
-  }
   /* the leaf's signature (LeafNodeTBS with group id and leaf index) */
   kmk_mls_w w;
   kmk_mls_w_init(&w);

@@ -206,6 +206,8 @@ int kmk_mls_key_schedule(const uint8_t init_secret[KMK_MLS_NH], const uint8_t *c
 int kmk_mls_key_schedule_from_joiner(const uint8_t joiner_secret[KMK_MLS_NH],
                                      const uint8_t *psk_secret, const uint8_t *group_context,
                                      size_t gc_len, kmk_mls_epoch_secrets *out);
+/* Derives every per-epoch secret from s->epoch (used directly for a new group's epoch 0). */
+int kmk_mls_epoch_secrets_derive(kmk_mls_epoch_secrets *s);
 /* welcome_secret only (to open GroupInfo before the GroupContext is known). */
 int kmk_mls_welcome_secret(const uint8_t joiner_secret[KMK_MLS_NH], const uint8_t *psk_secret,
                            uint8_t out[KMK_MLS_NH]);

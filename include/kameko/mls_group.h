@@ -65,6 +65,13 @@ typedef struct kmk_mls_path_key kmk_mls_path_key;
  * copy. Leaves added by the same commit must already be in the tree (part 2: exclusions). */
 int kmk_mls_tree_merge_update_path(kmk_mls_tree *t, uint32_t sender,
                                    const kmk_mls_update_path *path, kmk_mls_view group_id);
+/* Blanks leaf's direct path and installs parent nodes with keys[i] on its filtered direct path
+ * (n must equal its length) with their parent hashes; outputs the parent hash the leaf must
+ * carry. Used by both merge (receiving) and commit creation (sending). */
+int kmk_mls_tree_install_path(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_view *keys, int n,
+                              uint8_t leaf_parent_hash[KMK_MLS_NH]);
+/* Replaces a leaf without touching its direct path (the node is copied). */
+int kmk_mls_tree_set_leaf(kmk_mls_tree *t, uint32_t leaf, const kmk_mls_leaf_node *ln);
 /* Decrypts the path secret meant for leaf `me` (after the merge, with the provisional
  * GroupContext gc); *node_out is the filtered-direct-path node it belongs to. path_keys (one per
  * node, may be NULL) are the parent private keys we hold; joiners[] are the leaves added by the
