@@ -203,6 +203,31 @@ int kmk_mls_group_process_commit(kmk_mls_group *g, kmk_mls_proposal_store *s, co
                                  size_t len, const kmk_mls_external_psk *psks, size_t n_psks,
                                  int *removed);
 
+/* ---------- creating groups and commits (mls_create.c) ---------- */
+/* A one-member group at epoch 0 (section 11): our leaf is the LeafNode of our KeyPackage, `ext`
+ * the GroupContext extensions body (DAVE: external_senders). */
+int kmk_mls_group_create(kmk_mls_group *g, const uint8_t *group_id, size_t gid_len,
+                         const uint8_t *key_package, size_t kp_len,
+                         const uint8_t encryption_priv[KMK_MLS_PRIV],
+                         const uint8_t signature_priv[KMK_MLS_PRIV], const uint8_t *ext,
+                         size_t ext_len);
+
+/* A commit we made, waiting to be accepted. Owns everything; free with
+ * kmk_mls_pending_commit_free (or install `next` with kmk_mls_group_apply_pending). */
+typedef struct kmk_mls_pending_commit {
+  kmk_mls_bytes commit;  /* MLSMessage(PublicMessage) */
+  kmk_mls_bytes welcome; /* bare Welcome; empty when nobody is added */
+  kmk_mls_group next;    /* our state in the next epoch */
+} kmk_mls_pending_commit;
+
+/* Commits every stored proposal (by reference; Add and Remove only) with a fresh UpdatePath
+ * (section 12.4.1). The group itself is not changed. */
+int kmk_mls_group_commit(const kmk_mls_group *g, const kmk_mls_proposal_store *s,
+                         kmk_mls_pending_commit *out);
+void kmk_mls_pending_commit_free(kmk_mls_pending_commit *p);
+/* Replaces g by the pending next epoch (p->next is moved out; free p afterwards). */
+void kmk_mls_group_apply_pending(kmk_mls_group *g, kmk_mls_pending_commit *p);
+
 /* ---------- key packages ---------- */
 typedef struct kmk_mls_key_package_keys {
   uint8_t init_priv[KMK_MLS_PRIV], encryption_priv[KMK_MLS_PRIV], signature_priv[KMK_MLS_PRIV];
