@@ -60,7 +60,7 @@ struct kmk_ws {
   uv_timer_t tick;
   kmk_ws_conn *conns;
   size_t n_conns;
-  int ticking, closing;
+  int ticking, closing, close_ticks;
   void (*on_closed)(void *);
   void *closed_ud;
 };
@@ -309,6 +309,8 @@ kmk_ws *kmk_ws_new(uv_loop_t *loop) {
   return w;
 }
 
+uv_loop_t *kmk_ws_loop(const kmk_ws *w) { return w->loop; }
+
 size_t kmk_ws_active(const kmk_ws *w) {
   size_t n = 0;
   for (kmk_ws_conn *c = w->conns; c; c = c->next) n += !c->detached;
@@ -422,6 +424,19 @@ static void tick_closed(uv_handle_t *h) {
   if (cb) cb(ud);
 }
 
+/* lws 4.1 on a foreign libuv loop frees its context in two steps: the first
+ * lws_context_destroy() closes lws's uv handles, whose close callbacks run on our loop; once they
+ * have run, a second lws_context_destroy() frees the context. We wait a few loop iterations with
+ * our own timer (timers run after the previous iteration's close callbacks). */
+static void close_tick_cb(uv_timer_t *t) {
+  kmk_ws *w = t->data;
+  if (++w->close_ticks < 3) return;
+  uv_timer_stop(&w->tick);
+  lws_context_destroy(w->ctx); /* second call: frees the context */
+  w->ctx = NULL;
+  uv_close((uv_handle_t *)&w->tick, tick_closed);
+}
+
 void kmk_ws_close(kmk_ws *w, void (*on_closed)(void *ud), void *ud) {
   if (!w || w->closing) return;
   for (kmk_ws_conn *c = w->conns; c; c = c->next) {
@@ -435,10 +450,8 @@ void kmk_ws_close(kmk_ws *w, void (*on_closed)(void *ud), void *ud) {
   for (kmk_ws_conn *c = w->conns; c; c = c->next)
     if (c->wsi) lws_set_opaque_user_data(c->wsi, NULL);
   while (w->conns) free_conn(w->conns);
-  /* Destroys every wsi (WSI_DESTROY frees our conns) and starts closing lws's uv handles; they
-   * finish closing as the caller keeps running the loop. */
-  lws_context_destroy(w->ctx);
-  w->ctx = NULL;
+  lws_context_destroy(w->ctx); /* first call: closes every wsi and lws's uv handles */
   uv_timer_stop(&w->tick);
-  uv_close((uv_handle_t *)&w->tick, tick_closed);
+  w->ticking = 0;
+  uv_timer_start(&w->tick, close_tick_cb, 0, 1);
 }

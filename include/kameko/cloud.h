@@ -305,8 +305,8 @@ double kmk_edge_clock_skew(const kmk_edge *e);
 typedef struct kmk_mp3 kmk_mp3;
 /* NULL when built without libmpg123. */
 kmk_mp3 *kmk_mp3_new(void);
-/* Feeds encoded bytes; calls fn with decoded mono int16 PCM (stereo is down-mixed). Returns 0 or
- * KMK_NET_EDECODE. */
+/* Feeds encoded bytes; calls fn with decoded mono int16 PCM (stereo is down-mixed). Returns 0,
+ * 1 when fn returned nonzero (stop), or KMK_NET_EDECODE. */
 int kmk_mp3_feed(kmk_mp3 *m, const void *data, size_t len, kmk_tts_chunk_fn fn, void *ud);
 void kmk_mp3_free(kmk_mp3 *m);
 

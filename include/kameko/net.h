@@ -202,6 +202,7 @@ typedef struct {
 
 /* Creates the libwebsockets context on our loop. NULL on failure (e.g. no libuv event lib). */
 kmk_ws *kmk_ws_new(uv_loop_t *loop);
+uv_loop_t *kmk_ws_loop(const kmk_ws *w);
 int kmk_ws_connect(kmk_ws *w, const kmk_ws_opts *o, kmk_ws_conn **out);
 /* Queues a text or binary message (copied). 0 or negative error. */
 int kmk_ws_send(kmk_ws_conn *c, const void *data, size_t len, int binary);
