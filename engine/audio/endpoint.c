@@ -55,10 +55,10 @@ void kmk_endpoint_params_default(kmk_endpoint_params *p) {
 
 void kmk_endpoint_params_turn(kmk_endpoint_params *p) {
   kmk_endpoint_params_default(p);
-  p->end_silence_ms = 650;
+  p->end_silence_ms = 550;
   p->pause_ms = 200;
   p->adaptive_end = 1;
-  p->min_end_silence_ms = 400;
+  p->min_end_silence_ms = 450;
   p->end_margin_ms = 30;
 }
 

@@ -82,7 +82,7 @@ typedef struct {
                              SPEECH_RESUME if speech returns before the end. Must be < the end
                              silence in force, else no pause event is emitted. */
   int adaptive_end;       /* 1: the end silence adapts to this speaker's own pauses (below) */
-  int min_end_silence_ms; /* adaptive floor; <= 0 = 400 */
+  int min_end_silence_ms; /* adaptive floor; <= 0 = 400 (clamped to end_silence_ms) */
   int end_margin_ms;      /* adaptive margin over the longest recent pause; <= 0 = 30 */
 } kmk_endpoint_params;
 
@@ -90,9 +90,11 @@ typedef struct kmk_endpoint kmk_endpoint;
 
 void kmk_endpoint_params_default(kmk_endpoint_params *p);
 /* The turn-taking preset (what bench/vad_eval.c scores for the "spectral" detector): defaults
- * except end_silence_ms 650 (the adaptive ceiling and the value before anything is learnt),
- * pause_ms 200, adaptive_end 1, min_end_silence_ms 400, end_margin_ms 30. Tune per room:
- * a game table may lower end_silence_ms / end_margin_ms, a chat may raise them. */
+ * except end_silence_ms 550 (the adaptive ceiling and the value before anything is learnt),
+ * pause_ms 200, adaptive_end 1, min_end_silence_ms 450, end_margin_ms 30 (chosen on
+ * bench/vad_eval's corpus, whose in-turn pauses are 150-450 ms). Tune per room: a game table may
+ * lower min_end_silence_ms / end_silence_ms (snappier, more cuts), a chat or a slow speaker may
+ * raise end_silence_ms so the adaptation has room to grow. */
 void kmk_endpoint_params_turn(kmk_endpoint_params *p);
 /* The end silence currently in force, in ms (end_silence_ms unless adaptive_end learnt another). */
 int kmk_endpoint_end_silence_ms(const kmk_endpoint *ep);

@@ -60,7 +60,8 @@ static void test_pause_and_resume(void) {
   kmk_endpoint_params p;
   kmk_endpoint_params_turn(&p);
   CHECK_EQ_INT(p.pause_ms, 200);
-  CHECK_EQ_INT(p.end_silence_ms, 650);
+  CHECK_EQ_INT(p.end_silence_ms, 550);
+  CHECK_EQ_INT(p.min_end_silence_ms, 450);
   kmk_endpoint *ep = kmk_endpoint_new(&p);
   evs e = {0};
   int f = 0;
@@ -78,7 +79,7 @@ static void test_pause_and_resume(void) {
   CHECK_EQ_INT(e.frame[2], 80);
   CHECK_EQ_INT(e.type[3], KMK_EP_SPEECH_PAUSE);
   CHECK_EQ_INT(e.type[4], KMK_EP_SPEECH_END);
-  CHECK_EQ_INT(e.frame[4], 110 + 64); /* nothing learnt yet: 650 ms */
+  CHECK_EQ_INT(e.frame[4], 110 + 54); /* nothing learnt yet: 550 ms */
   kmk_endpoint_free(ep);
 }
 
@@ -94,14 +95,14 @@ static void test_adaptive_learns_pauses(void) {
     feed(ep, 0, 200, &f, &e);
     feed(ep, 1, 400, &f, &e);
   }
-  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 650); /* 2 pauses: not enough yet */
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 550); /* 2 pauses: not enough yet */
   feed(ep, 0, 200, &f, &e);
   feed(ep, 1, 400, &f, &e);
   CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 250); /* 200 + 30 margin, clamped to the floor */
   CHECK_EQ_INT(kmk_endpoint_get_state(ep), KMK_EP_SPEECH);
   kmk_endpoint_free(ep);
 
-  kmk_endpoint_params_turn(&p); /* floor 400 */
+  kmk_endpoint_params_turn(&p); /* floor 450 */
   ep = kmk_endpoint_new(&p);
   memset(&e, 0, sizeof e);
   f = 0;
@@ -110,13 +111,13 @@ static void test_adaptive_learns_pauses(void) {
     feed(ep, 0, 200, &f, &e);
     feed(ep, 1, 400, &f, &e);
   }
-  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 400);
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 450);
   /* short silences (< 100 ms) are articulation, not pauses: nothing changes */
   feed(ep, 0, 50, &f, &e);
   feed(ep, 1, 100, &f, &e);
-  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 400);
+  CHECK_EQ_INT(kmk_endpoint_end_silence_ms(ep), 450);
   int before = e.n;
-  feed(ep, 0, 450, &f, &e); /* the turn ends 400 ms into this silence */
+  feed(ep, 0, 450, &f, &e); /* the turn ends 450 ms into this silence */
   CHECK_EQ_INT(e.n, before + 2);
   CHECK_EQ_INT(e.type[before + 1], KMK_EP_SPEECH_END);
   kmk_endpoint_free(ep);
