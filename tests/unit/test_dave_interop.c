@@ -21,7 +21,7 @@
 static FILE *to_peer, *from_peer;
 static pid_t peer_pid;
 
-static int spawn_peer(void) {
+static int spawn_peer(const char *mode) {
   int in[2], out[2];
   if (pipe(in) || pipe(out)) return -1;
   peer_pid = fork();
@@ -32,7 +32,7 @@ static int spawn_peer(void) {
     close(in[1]);
     close(out[0]);
     if (chdir(PEER_DIR) != 0) _exit(127);
-    execlp("node", "node", "peer.mjs", (char *)NULL);
+    execlp("node", "node", "peer.mjs", mode, (char *)NULL);
     _exit(127);
   }
   close(in[0]);
@@ -126,7 +126,7 @@ static void test_interop_with_davey(void) {
     return;
   }
   signal(SIGPIPE, SIG_IGN);
-  CHECK_EQ_INT(spawn_peer(), 0);
+  CHECK_EQ_INT(spawn_peer("join"), 0);
   if (!to_peer) return;
 
   kmk_mls_key_package_keys keys;
@@ -318,7 +318,137 @@ static void test_interop_with_davey(void) {
   free(props);
 }
 
+/* The C client creates the group and commits; davey clients join by our Welcome. */
+static void test_davey_joins_our_group(void) {
+  if (access(PEER_DIR "/node_modules/@snazzah/davey/package.json", R_OK) != 0) {
+    printf("SKIP davey create scenario: node_modules missing\n");
+    return;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  CHECK_EQ_INT(spawn_peer("create"), 0);
+  if (!to_peer) return;
+  kmk_mls_key_package_keys keys;
+  kmk_mls_bytes kp = {0};
+  CHECK_EQ_INT(kmk_dave_key_package_create(MY_USER, &keys, &kp), 0);
+  kmk_mls_group g;
+  memset(&g, 0, sizeof g);
+  kmk_mls_proposal_store store;
+  memset(&store, 0, sizeof store);
+  kmk_mls_pending_commit pc;
+  memset(&pc, 0, sizeof pc);
+  kmk_dave_encryptor enc;
+  kmk_dave_decryptor dec_a, dec_b;
+  kmk_dave_encryptor_init(&enc);
+  kmk_dave_decryptor_init(&dec_a);
+  kmk_dave_decryptor_init(&dec_b);
+  uint8_t *ext_frame = NULL;
+  int done = 0, applied = 0;
+  char *line;
+  while ((line = read_line())) {
+    kmk_dave_gw_frame gf;
+    if (strncmp(line, "EXTERNAL ", 9) == 0) {
+      ext_frame = gw_frame(line + 9, KMK_DAVE_OP_EXTERNAL_SENDER, &gf);
+      /* GroupContext extensions: external_senders = [the gateway's sender] */
+      kmk_mls_w ext;
+      kmk_mls_w_init(&ext);
+      kmk_mls_w_u16(&ext, KMK_MLS_EXT_EXTERNAL_SENDERS);
+      size_t m1 = kmk_mls_w_begin(&ext);
+      size_t m2 = kmk_mls_w_begin(&ext);
+      kmk_mls_w_raw(&ext, gf.message.p, gf.message.len);
+      kmk_mls_w_end(&ext, m2);
+      kmk_mls_w_end(&ext, m1);
+      uint8_t gid[8];
+      for (int i = 0; i < 8; i++) gid[i] = (uint8_t)(CHANNEL >> (56 - 8 * i));
+      CHECK_EQ_INT(kmk_mls_group_create(&g, gid, 8, kp.data, kp.len, keys.encryption_priv,
+                                        keys.signature_priv, ext.buf, ext.len), 0);
+      kmk_mls_w_free(&ext);
+    } else if (strncmp(line, "PROPOSALS ", 10) == 0) {
+      uint8_t *p = gw_frame(line + 10, KMK_DAVE_OP_PROPOSALS, &gf);
+      kmk_mls_r it;
+      kmk_mls_r_init(&it, gf.list.p, gf.list.len);
+      kmk_mls_view one;
+      while (kmk_mls_r_left(&it) && kmk_dave_gw_next_proposal(&it, &one) == 0)
+        CHECK_EQ_INT(kmk_mls_group_store_proposal(&g, &store, one.p, one.len), 0);
+      free(p);
+      int rc = kmk_mls_group_commit(&g, &store, &pc);
+      if (rc) fprintf(stderr, "commit: %d %s\n", rc, kmk_mls_strerror(rc));
+      CHECK_EQ_INT(rc, 0);
+      kmk_mls_w w;
+      kmk_mls_w_init(&w);
+      CHECK_EQ_INT(kmk_dave_gw_commit_welcome(&w, pc.commit.data, pc.commit.len, pc.welcome.data, pc.welcome.len), 0);
+      char len_s[24];
+      snprintf(len_s, sizeof len_s, "%zu", pc.commit.len);
+      send_hex("COMMITWELCOME", w.buf, w.len, len_s);
+      kmk_mls_w_free(&w);
+    } else if (strncmp(line, "COMMIT ", 7) == 0) {
+      uint8_t *c = gw_frame(line + 7, KMK_DAVE_OP_ANNOUNCE_COMMIT, &gf);
+      /* the gateway announced our own commit: install the pending epoch */
+      CHECK(gf.message.len == pc.commit.len && memcmp(gf.message.p, pc.commit.data, pc.commit.len) == 0);
+      kmk_mls_group_apply_pending(&g, &pc);
+      kmk_mls_pending_commit_free(&pc);
+      kmk_mls_proposal_store_clear(&store);
+      applied = 1;
+      free(c);
+      uint8_t base[16];
+      kmk_dave_group_sender_secret(&g, MY_USER, base);
+      kmk_dave_encryptor_set_key(&enc, base, 16);
+      kmk_dave_group_sender_secret(&g, 1001, base);
+      kmk_dave_decryptor_set_key(&dec_a, base, 16, 0);
+      kmk_dave_group_sender_secret(&g, 1002, base);
+      kmk_dave_decryptor_set_key(&dec_b, base, 16, 0);
+      char code[31], tag[32];
+      CHECK_EQ_INT(kmk_dave_voice_privacy_code(&g, code), 0);
+      snprintf(tag, sizeof tag, "EPOCH %llu", (unsigned long long)g.epoch);
+      printf("davey joined our group: epoch %llu, voice privacy code %s\n", (unsigned long long)g.epoch, code);
+      send_hex(tag, g.secrets.epoch_authenticator, 32, code);
+    } else if (strncmp(line, "DECRYPT ", 8) == 0) {
+      char *sp = strchr(line + 8, ' ');
+      uint64_t user = strtoull(line + 8, NULL, 10);
+      size_t n, m = 0;
+      uint8_t *fr = unhex(sp + 1, &n);
+      uint8_t *out = malloc(n + 1);
+      int rc = kmk_dave_decrypt_opus(user == 1001 ? &dec_a : &dec_b, fr, n, out, n, &m, 0);
+      CHECK_EQ_INT(rc, 0);
+      send_hex("PLAIN", out, rc ? 0 : m, NULL);
+      free(fr);
+      free(out);
+    } else if (strncmp(line, "ENCRYPT ", 8) == 0) {
+      size_t n, m = 0;
+      uint8_t *fr = unhex(line + 8, &n);
+      uint8_t *out = malloc(n + KMK_DAVE_MAX_OVERHEAD);
+      CHECK_EQ_INT(kmk_dave_encrypt_opus(&enc, fr, n, out, n + KMK_DAVE_MAX_OVERHEAD, &m), 0);
+      send_hex("CIPHER", out, m, NULL);
+      free(fr);
+      free(out);
+    } else if (strcmp(line, "DONE") == 0) {
+      done = 1;
+      break;
+    } else {
+      fprintf(stderr, "peer says: %s\n", line);
+      break;
+    }
+  }
+  CHECK(applied);
+  CHECK(done);
+  printf("davey create scenario: %s\n", done ? "peer verified everything" : "peer did NOT finish");
+  fclose(to_peer);
+  fclose(from_peer);
+  to_peer = NULL;
+  int status = 0;
+  waitpid(peer_pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  kmk_dave_encryptor_wipe(&enc);
+  kmk_dave_decryptor_wipe(&dec_a);
+  kmk_dave_decryptor_wipe(&dec_b);
+  kmk_mls_pending_commit_free(&pc);
+  kmk_mls_proposal_store_clear(&store);
+  kmk_mls_group_free(&g);
+  kmk_mls_bytes_free(&kp);
+  free(ext_frame);
+}
+
 int main(void) {
   RUN(test_interop_with_davey);
+  RUN(test_davey_joins_our_group);
   return check_done();
 }

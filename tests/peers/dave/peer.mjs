@@ -98,7 +98,54 @@ async function expect(tag) {
   return parts.slice(1);
 }
 
+// Scenario "create": the C client creates the group and commits the gateway's Adds of two davey
+// clients, which join by the C client's Welcome.
+//   peer -> C  EXTERNAL <op 25 frame>
+//   peer -> C  PROPOSALS <op 27 frame>             Add(1001), Add(1002) at epoch 0
+//   C -> peer  COMMITWELCOME <op 28 frame>          u8 28 | commit MLSMessage | Welcome
+//   peer -> C  COMMIT <op 29 frame>                the gateway announces C's commit
+//   C -> peer  EPOCH <epoch> <epoch authenticator> <code>
+//   DECRYPT / ENCRYPT rounds with 1001 and 1002, then DONE
+async function createScenario() {
+  send('EXTERNAL ' + gw(25, externalSenderPackage).toString('hex'));
+  const a = new DAVESession(1, USERS.a, CHANNEL);
+  const b = new DAVESession(1, USERS.b, CHANNEL);
+  a.setExternalSender(externalSenderPackage);
+  b.setExternalSender(externalSenderPackage);
+  const props = Buffer.concat([externalAdd(a.getSerializedKeyPackage(), 0), externalAdd(b.getSerializedKeyPackage(), 0)]);
+  send('PROPOSALS ' + gw(27, Buffer.concat([u8(0), vec(props)])).toString('hex'));
+  const [cwHex, commitLenStr] = await expect('COMMITWELCOME');
+  const cw = Buffer.from(cwHex, 'hex');
+  if (cw[0] !== 28) fail('op 28 expected');
+  const commitLen = Number(commitLenStr);
+  const commit = cw.subarray(1, 1 + commitLen), welcome = cw.subarray(1 + commitLen);
+  a.processWelcome(welcome);
+  b.processWelcome(welcome);
+  log(`davey joined C's group: epoch ${a.epoch}, users ${a.getUserIds().join(',')}`);
+  send('COMMIT ' + gw(29, Buffer.concat([u16(1), commit])).toString('hex'));
+  const [ep, auth, code] = await expect('EPOCH');
+  if (BigInt(ep) !== a.epoch) fail(`C at epoch ${ep}, davey at ${a.epoch}`);
+  for (const s of [a, b]) {
+    if (auth !== s.getEpochAuthenticator().toString('hex')) fail(`epoch authenticator differs for ${s.userId}`);
+    if (code !== s.voicePrivacyCode) fail(`voice privacy code differs for ${s.userId}`);
+  }
+  log(`epoch authenticator and voice privacy code ${code} agree`);
+  for (let i = 0; i < 10; i++) {
+    const plain = crypto.randomBytes(40 + i);
+    const sender = i % 2 ? b : a;
+    send(`DECRYPT ${sender.userId} ${sender.encryptOpus(plain).toString('hex')}`);
+    if ((await expect('PLAIN'))[0] !== plain.toString('hex')) fail(`frame ${i} from ${sender.userId} wrong at C`);
+    send(`ENCRYPT ${plain.toString('hex')}`);
+    const enc = Buffer.from((await expect('CIPHER'))[0], 'hex');
+    for (const s of [a, b])
+      if (!s.decrypt(USERS.c, MediaType.AUDIO, enc).equals(plain)) fail(`frame ${i} from C wrong at ${s.userId}`);
+  }
+  send('DONE');
+  process.exit(0);
+}
+
 try {
+  if (process.argv[2] === 'create') await createScenario();
   const [kpHex] = await expect('KP');
   const cKeyPackage = Buffer.from(kpHex, 'hex');
 
