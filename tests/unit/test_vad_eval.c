@@ -3,8 +3,8 @@
  * pocketsphinx recordings, built at run time in about a second) through the original design
  * (energy 300 + 1 s silence) and our "spectral" detector + turn endpointer, and checks that the
  * scores stay in their bands. Measured when pinned (x86-64, flite 2.2, espeak-ng 1.51):
- *   energy:   F1 0.822, worst 0.743 (white 5 dB), delay p50 8100 ms, cut 7.5%
- *   spectral: F1 0.930, worst 0.864 (bg voices), delay p50 590 / p90 760 ms, cut 1.9%, 3.7 us/32 ms
+ *   energy:   F1 0.827, worst 0.761 (white 5 dB), delay p50 7790 ms, cut 5.8%
+ *   spectral: F1 0.937, worst 0.880 (bg voices), delay p50 600 / p90 740 ms, cut 1.9%, 3.6 us/32 ms
  * A change that moves a number out of its band must update the band here AND the table in
  * engine/audio/README.md (run build/vad_eval for the full 24-minute corpus). Skips (passes) when
  * neither TTS voices nor recordings are installed. */
@@ -49,11 +49,11 @@ static void test_spectral_pins(void) {
   ve_score_corpus(&corpus, &cf[1], &s);
   printf("spectral: F1 %.3f worst %.3f (%s) p50 %.0f p90 %.0f cut %.1f%% cpu %.2f us/32ms\n", s.f1,
          s.f1_worst, COND_NAME[s.worst], s.delay_p50, s.delay_p90, s.cut_pct, s.cpu_us_per_32ms);
-  CHECK(s.f1 >= 0.91);
-  CHECK(s.f1_worst >= 0.84);
-  for (int k = 0; k < N_COND; k++) CHECK(s.f1_cond[k] >= 0.84);
+  CHECK(s.f1 >= 0.92);
+  CHECK(s.f1_worst >= 0.85);
+  for (int k = 0; k < N_COND; k++) CHECK(s.f1_cond[k] >= 0.85);
   CHECK(s.delay_p50 <= 650);
-  CHECK(s.delay_p90 <= 850);
+  CHECK(s.delay_p90 <= 800);
   CHECK(s.cut_pct <= 6.0); /* 1 of 53 turns now; 4 would fail */
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__OPTIMIZE__)
   CHECK(s.cpu_us_per_32ms <= 60); /* unoptimised build */
