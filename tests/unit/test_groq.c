@@ -168,7 +168,7 @@ static void test_failures(void) {
   CHECK_EQ_INT(a.attempts, 2);
   CHECK(env_close(&e));
 
-  kmk_cloud_policy pol = {.backoff_base_ms = 20, .stall_ms = 300, .max_retries = 2};
+  kmk_cloud_policy pol = {.backoff_base_ms = 20, .stall_ms = 3000, .max_retries = 2};
   env_init(&e, "g2:500,503,ok", NULL, &pol);
   res b = {0};
   CHECK_EQ_INT(run(&e, "en", &b), 0);
@@ -187,7 +187,8 @@ static void test_failures(void) {
   CHECK_EQ_INT(run(&e, "en", &c2), KMK_NET_EAUTH);
   CHECK(env_close(&e));
 
-  env_init(&e, "stall", NULL, &pol);
+  kmk_cloud_policy ps = {.backoff_base_ms = 20, .stall_ms = 300, .max_retries = 2};
+  env_init(&e, "stall", NULL, &ps);
   res d = {0};
   CHECK_EQ_INT(run(&e, "en", &d), 0);
   CHECK_EQ_INT(d.err, KMK_NET_ESTALLED);

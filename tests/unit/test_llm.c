@@ -236,7 +236,7 @@ static void test_retries(void) {
   CHECK_EQ_INT(chat(&e, NULL, &y), 0);
   CHECK_EQ_INT(y.err, KMK_NET_ERATELIMIT);
   CHECK_EQ_INT(y.attempts, 1);
-  CHECK((uv_hrtime() - t0) / 1e6 < 500);
+  CHECK((uv_hrtime() - t0) / 1e6 < 1500);
   CHECK(strstr(y.msg, "Retry-After") != NULL);
   CHECK(env_close(&e));
   /* 503, 500 then success */
@@ -271,7 +271,8 @@ static void test_stream_failures(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     env e;
-    kmk_cloud_policy pol = {.max_retries = 2, .stall_ms = 300, .backoff_base_ms = 20};
+    kmk_cloud_policy pol = {.max_retries = 2, .backoff_base_ms = 20,
+                            .stall_ms = strcmp(cases[i].mode, "stall") == 0 ? 300 : 3000};
     env_init(&e, cases[i].mode, NULL, &pol);
     llm_res x = {0};
     CHECK_EQ_INT(chat(&e, NULL, &x), 0);
@@ -296,7 +297,7 @@ static void test_first_token_deadline(void) {
   CHECK_EQ_INT(chat(&e, NULL, &x), 0);
   double ms = (uv_hrtime() - t0) / 1e6;
   CHECK_EQ_INT(x.err, KMK_NET_ETIMEDOUT);
-  CHECK(ms >= 380 && ms < 1500);
+  CHECK(ms >= 380 && ms < 2400); /* the peer's first token comes at 2500 ms */
   CHECK(env_close(&e));
 }
 
@@ -335,7 +336,7 @@ static void test_breaker(void) {
   llm_res y = {0};
   uint64_t t0 = uv_hrtime();
   CHECK_EQ_INT(kmk_llm_chat(l, MSGS, NULL, &CBS, &y, NULL), KMK_NET_EOPEN);
-  CHECK((uv_hrtime() - t0) / 1e6 < 5);
+  CHECK((uv_hrtime() - t0) / 1e6 < 50); /* no network: refused at once */
   kmk_llm_free(l);
   kmk_http_close(http, NULL, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
