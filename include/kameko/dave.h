@@ -204,6 +204,54 @@ int kmk_dave_gw_key_package(kmk_mls_w *w, const uint8_t *kp, size_t kp_len);
 int kmk_dave_gw_commit_welcome(kmk_mls_w *w, const uint8_t *commit, size_t commit_len,
                                const uint8_t *welcome, size_t welcome_len);
 
+/* ---------- DAVE session (dave_session.c) ----------
+ * One voice connection's DAVE state: our key package, the MLS group (our own pending group until
+ * we join or our commit is accepted), stored proposals, the pending commit, transitions, media
+ * keys per user, passthrough. Fed with the gateway's frames and events; produces frames to send
+ * (an outbox, drained with kmk_dave_session_pop). Owned by the voice loop thread.
+ *
+ *   op 25 external sender -> new key package (op 26 out) + our pending group
+ *   op 24 prepare_epoch(1) -> reset: new key package (op 26 out)
+ *   op 27 proposals       -> store/revoke, commit them all (op 28 out)
+ *   op 29 commit, op 30 welcome -> next epoch prepared; transition 0 executes at once, otherwise
+ *                            op 23 ready out and keys switch on op 22 execute; on failure op 31
+ *                            out, then reset
+ *   op 21 prepare_transition(version 0) -> passthrough after execute
+ */
+#define KMK_DAVE_MAX_USERS 64
+#define KMK_DAVE_OUTBOX 16
+
+typedef struct kmk_dave_out_frame {
+  uint8_t op;
+  int json;           /* 1: `data` is JSON text for the gateway's text socket */
+  kmk_mls_bytes data; /* binary: op byte + payload, ready to send; caller frees */
+} kmk_dave_out_frame;
+
+typedef struct kmk_dave_session kmk_dave_session;
+
+kmk_dave_session *kmk_dave_session_new(uint64_t user_id, uint64_t channel_id);
+void kmk_dave_session_free(kmk_dave_session *s);
+/* Users the gateway says are in the call (Adds for anyone else are refused). n == 0: no check. */
+int kmk_dave_session_set_users(kmk_dave_session *s, const uint64_t *ids, size_t n);
+/* A server binary frame (u16 seq | u8 op | payload): ops 25, 27, 29, 30. */
+int kmk_dave_session_binary(kmk_dave_session *s, const uint8_t *frame, size_t n, uint64_t now_ms);
+int kmk_dave_session_prepare_transition(kmk_dave_session *s, uint16_t transition_id,
+                                        int protocol_version);
+int kmk_dave_session_execute_transition(kmk_dave_session *s, uint16_t transition_id,
+                                        uint64_t now_ms);
+int kmk_dave_session_prepare_epoch(kmk_dave_session *s, uint64_t epoch, int protocol_version);
+/* Pops the oldest outgoing frame: 1 popped, 0 empty. */
+int kmk_dave_session_pop(kmk_dave_session *s, kmk_dave_out_frame *out);
+/* Media. Without keys, encrypt gives KMK_DAVE_ERR_NO_KEY; in passthrough both copy frames. */
+int kmk_dave_session_encrypt(kmk_dave_session *s, const uint8_t *frame, size_t len, uint8_t *out,
+                             size_t cap, size_t *out_len);
+int kmk_dave_session_decrypt(kmk_dave_session *s, uint64_t user_id, const uint8_t *frame,
+                             size_t len, uint8_t *out, size_t cap, size_t *out_len,
+                             uint64_t now_ms);
+int kmk_dave_session_ready(const kmk_dave_session *s);       /* media keys installed */
+const kmk_mls_group *kmk_dave_session_group(const kmk_dave_session *s); /* NULL before joining */
+int kmk_dave_session_privacy_code(const kmk_dave_session *s, char out[31]);
+
 #ifdef __cplusplus
 }
 #endif
