@@ -447,8 +447,91 @@ static void test_davey_joins_our_group(void) {
   free(ext_frame);
 }
 
+/* The create scenario again, driven through kmk_dave_session (gateway frames in, frames out). */
+static void test_davey_with_session(void) {
+  if (access(PEER_DIR "/node_modules/@snazzah/davey/package.json", R_OK) != 0) {
+    printf("SKIP davey session scenario: node_modules missing\n");
+    return;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  CHECK_EQ_INT(spawn_peer("create"), 0);
+  if (!to_peer) return;
+  kmk_dave_session *s = kmk_dave_session_new(MY_USER, CHANNEL);
+  int done = 0;
+  char *line;
+  kmk_dave_out_frame out;
+  while ((line = read_line())) {
+    const char *sp = strchr(line, ' ');
+    size_t n = 0;
+    uint8_t *b = sp ? unhex(sp + 1, &n) : NULL;
+    if (strncmp(line, "EXTERNAL ", 9) == 0 || strncmp(line, "PROPOSALS ", 10) == 0) {
+      int rc = kmk_dave_session_binary(s, b, n, 0);
+      if (rc) fprintf(stderr, "session: %d\n", rc);
+      CHECK_EQ_INT(rc, 0);
+      while (kmk_dave_session_pop(s, &out)) {
+        if (out.op == KMK_DAVE_OP_COMMIT_WELCOME) {
+          kmk_mls_r r;
+          kmk_mls_message m;
+          kmk_mls_r_init(&r, out.data.data + 1, out.data.len - 1);
+          CHECK_EQ_INT(kmk_mls_message_decode(&r, &m), 0);
+          char len_s[24];
+          snprintf(len_s, sizeof len_s, "%zu", r.off);
+          send_hex("COMMITWELCOME", out.data.data, out.data.len, len_s);
+        }
+        kmk_mls_bytes_free(&out.data);
+      }
+    } else if (strncmp(line, "COMMIT ", 7) == 0) {
+      CHECK_EQ_INT(kmk_dave_session_binary(s, b, n, 0), 0);
+      int ready = 0;
+      while (kmk_dave_session_pop(s, &out)) {
+        ready |= out.op == KMK_DAVE_OP_READY_FOR_TRANSITION;
+        kmk_mls_bytes_free(&out.data);
+      }
+      CHECK(ready);
+      CHECK_EQ_INT(kmk_dave_session_execute_transition(s, 1, 0), 0); /* the gateway's op 22 */
+      CHECK(kmk_dave_session_ready(s));
+      const kmk_mls_group *g = kmk_dave_session_group(s);
+      char code[31], tag[32];
+      CHECK_EQ_INT(kmk_dave_session_privacy_code(s, code), 0);
+      snprintf(tag, sizeof tag, "EPOCH %llu", (unsigned long long)g->epoch);
+      send_hex(tag, g->secrets.epoch_authenticator, 32, code);
+    } else if (strncmp(line, "DECRYPT ", 8) == 0) {
+      uint64_t user = strtoull(line + 8, NULL, 10);
+      free(b);
+      b = unhex(strchr(line + 8, ' ') + 1, &n);
+      uint8_t *o = malloc(n + 1);
+      size_t m = 0;
+      CHECK_EQ_INT(kmk_dave_session_decrypt(s, user, b, n, o, n, &m, 0), 0);
+      send_hex("PLAIN", o, m, NULL);
+      free(o);
+    } else if (strncmp(line, "ENCRYPT ", 8) == 0) {
+      uint8_t *o = malloc(n + KMK_DAVE_MAX_OVERHEAD);
+      size_t m = 0;
+      CHECK_EQ_INT(kmk_dave_session_encrypt(s, b, n, o, n + KMK_DAVE_MAX_OVERHEAD, &m), 0);
+      send_hex("CIPHER", o, m, NULL);
+      free(o);
+    } else if (strcmp(line, "DONE") == 0) {
+      done = 1;
+    } else {
+      fprintf(stderr, "peer says: %s\n", line);
+    }
+    free(b);
+    if (done || strncmp(line, "FAIL", 4) == 0) break;
+  }
+  CHECK(done);
+  printf("davey session scenario: %s\n", done ? "peer verified everything" : "peer did NOT finish");
+  fclose(to_peer);
+  fclose(from_peer);
+  to_peer = NULL;
+  int status = 0;
+  waitpid(peer_pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  kmk_dave_session_free(s);
+}
+
 int main(void) {
   RUN(test_interop_with_davey);
+  RUN(test_davey_with_session);
   RUN(test_davey_joins_our_group);
   return check_done();
 }
