@@ -76,7 +76,7 @@ static int is_letter_or_digit(unsigned cp) {
 /* Writes the normalised form of s into out (malloc'd, caller frees). */
 static char *normalise(const char *s) {
   size_t n = strlen(s);
-  char *out = malloc(n * 2 + 2);
+  char *out = malloc(n * 3 + 4); /* every output char comes from an input char of >= 1/3 its size */
   if (!out) return NULL;
   size_t j = 0;
   int space = 1;
@@ -87,6 +87,7 @@ static char *normalise(const char *s) {
     for (size_t k = 0; k < l; k++)
       if (!p[k]) l = k ? k : 1;
     p += l;
+    if (cp == 0xFFFD) cp = ' '; /* invalid UTF-8: a separator */
     if (cp >= 'A' && cp <= 'Z') cp += 32;
     else if (cp >= 0x410 && cp <= 0x42F) cp += 32; /* А-Я */
     else if (cp == 0x401) cp = 0x451;              /* Ё */

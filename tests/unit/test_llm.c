@@ -343,6 +343,38 @@ static void test_breaker(void) {
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* With the peer's injected latency (first token 200 ms, then 250 tokens/s), how long after the
+ * request does the first complete sentence reach us, and how much of the first-token time is ours
+ * (curl + SSE + JSON on loopback) rather than the injected 200 ms? Printed as figures. */
+static void test_latency_figures(void) {
+  enum { N = 12 };
+  double tok[N], sen[N];
+  env e;
+  env_init(&e, NULL, NULL, NULL);
+  int ok = 0;
+  for (int i = 0; i < N; i++) {
+    llm_res x = {0};
+    CHECK_EQ_INT(chat(&e, NULL, &x), 0);
+    CHECK_EQ_INT(x.err, 0);
+    CHECK(x.first_token_ms >= 195);
+    tok[ok] = x.first_token_ms - 200;
+    sen[ok] = x.first_sentence_ms;
+    ok++;
+  }
+  qsort(tok, ok, sizeof tok[0], cmp_d);
+  qsort(sen, ok, sizeof sen[0], cmp_d);
+  printf("figure: llm first token minus injected 200 ms: p50 %.1f ms, p95 %.1f ms (n=%d)\n",
+         tok[ok / 2], tok[(ok * 95) / 100], ok);
+  printf("figure: llm first sentence (\"Hello there!\", 200 ms + 250 tok/s): p50 %.1f ms, p95 %.1f ms\n",
+         sen[ok / 2], sen[(ok * 95) / 100]);
+  CHECK(env_close(&e));
+}
+
 int main(void) {
   RUN(test_scanner);
   g_port = kmk_peer_start(NULL);
@@ -356,6 +388,12 @@ int main(void) {
     RUN(test_cancel);
     RUN(test_breaker);
     kmk_peer_stop();
+    const char *lat[] = {"--llm-first-ms", "200", "--llm-tps", "250", NULL};
+    g_port = kmk_peer_start(lat);
+    if (g_port) {
+      RUN(test_latency_figures);
+      kmk_peer_stop();
+    }
   }
   return check_done();
 }
