@@ -510,6 +510,7 @@ int kmk_http_request(kmk_http *h, const kmk_http_opts *o, kmk_http_req **out) {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1"); /* loopback never via a proxy */
   r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 60000;
   long cto = (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cto);

@@ -373,7 +373,7 @@ static int connect_chunk(kmk_edge_req *r) {
   snprintf(cookie, sizeof cookie, "Cookie: muid=%s;", muid);
   const char *hdrs[] = {"User-Agent: " EDGE_UA,
                         "Origin: chrome-extension://jdiccldimpdaibmpdkjnbmckianbfold",
-                        "Pragma: no-cache", "Cache-Control: no-cache",
+                        /* Pragma and Cache-Control: no-cache are added by libwebsockets */
                         "Accept-Language: en-US,en;q=0.9", cookie, NULL};
   kmk_ws_opts o = {.url = url, .headers = hdrs, .timeout_ms = e->p.timeout_ms,
                    .stall_ms = e->p.stall_ms, .max_message = 1u << 20,

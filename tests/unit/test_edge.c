@@ -207,6 +207,23 @@ static int synth(env *e, const char *text, const char *voice, res *x) {
   return 0;
 }
 
+static char g_last[8192];
+static void last_done(void *ud, kmk_http_req *r, int err, const kmk_http_resp *resp) {
+  snprintf(g_last, sizeof g_last, "%s", resp->body ? resp->body : "");
+}
+/* What the peer saw of our last handshake and messages (GET /control/last?service=tts). */
+static void fetch_last(uv_loop_t *loop) {
+  kmk_http *h = kmk_http_new(loop);
+  char u[128];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/control/last?service=tts", g_port);
+  kmk_http_opts o = {.url = u, .on_done = last_done};
+  g_last[0] = 0;
+  kmk_http_request(h, &o, NULL);
+  while (!g_last[0] && uv_run(loop, UV_RUN_ONCE)) {
+  }
+  kmk_http_close(h, NULL, NULL);
+}
+
 static void test_synth_ok(void) {
   env e;
   env_init(&e, NULL, NULL);
@@ -220,6 +237,19 @@ static void test_synth_ok(void) {
   double secs = (double)x.samples / 24000;
   CHECK(secs > 0.045 * strlen(text) * 0.8 && secs < 0.045 * strlen(text) * 1.3);
   CHECK(x.first_audio_ms >= 0);
+  fetch_last(&e.loop);
+  CHECK(strstr(g_last, "\"token_ok\":true") != NULL);
+  CHECK(strstr(g_last, "\"origin\":\"chrome-extension://jdiccldimpdaibmpdkjnbmckianbfold\"") != NULL);
+  CHECK(strstr(g_last, "\"pragma\":\"no-cache\"") != NULL);
+  CHECK(strstr(g_last, "\"cache-control\":\"no-cache\"") != NULL);
+  CHECK(strstr(g_last, "Edg/") != NULL);
+  CHECK(strstr(g_last, "\"cookie\":\"muid=") != NULL);
+  CHECK(strstr(g_last, "Sec-MS-GEC-Version=1-143.0.3650.75") != NULL);
+  CHECK(strstr(g_last, "\"voice\":\"Microsoft Server Speech Text to Speech Voice (en-US, AriaNeural)\"") != NULL);
+  CHECK(strstr(g_last, "\"rate\":\"+10%\"") != NULL);
+  CHECK(strstr(g_last, "\"text\":\"Hello world. This is a test of Kameko's voice.\"") != NULL);
+  CHECK(strstr(g_last, "audio-24khz-48kbitrate-mono-mp3") != NULL);
+  if (!strstr(g_last, "\"pragma\":\"no-cache\"")) fprintf(stderr, "last: %s\n", g_last);
   /* Russian default voice, text longer than one chunk */
   res y = {0};
   char *longtext = malloc(9001);
