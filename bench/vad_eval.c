@@ -25,7 +25,9 @@
  * and per condition); turn-end delay = SPEECH_END decision time (end of the frame that emitted
  * it) minus the turn's true end (end of its last labelled frame); a turn is "cut early" when a
  * SPEECH_END is decided inside it (after its start, before its end) and the utterance it closes
- * contains part of the turn (not merely the previous turn's end); CPU = process CPU time of
+ * contains part of the turn (not merely the previous turn's end); "speculative start" = from the
+ * true end to the SPEECH_PAUSE that the turn's SPEECH_END then confirmed (when speculative STT
+ * could begin; = the end itself when no pause preceded it); CPU = process CPU time of
  * VAD + endpointer per 32 ms of audio (CLOCK_PROCESS_CPUTIME_ID; mixing not counted).
  *
  * Usage: vad_eval [minutes, default 24] [seed, default 1]
@@ -536,9 +538,10 @@ typedef struct {
   double tp[N_COND], fp[N_COND], fn[N_COND];
   double f1_cond[N_COND], f1, f1_worst;
   int worst;
-  double *delays;
+  double *delays, *sdelays;
   int ndelays, turns, cut;
   double delay_p50, delay_p90, cut_pct;
+  double spec_p50, spec_p90; /* true end -> the SPEECH_PAUSE that the SPEECH_END confirmed */
   double cpu_us_per_32ms;
   double audio_s;
   int cturns[N_COND], ccut[N_COND];
@@ -571,6 +574,8 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
   uint8_t *dec = malloc(nf);
   size_t *ends = malloc((nf + 1) * sizeof *ends); /* SPEECH_END decision frames (exclusive) */
   size_t *ucut = malloc((nf + 1) * sizeof *ucut); /* where each ended utterance's audio ends */
+  size_t *spec = malloc((nf + 1) * sizeof *spec); /* the SPEECH_PAUSE that preceded each end */
+  size_t pause_at = 0;
   size_t nends = 0;
   const char *tr = getenv("VAD_EVAL_TRACE");
   int trace = tr ? atoi(tr) : -1;
@@ -581,8 +586,12 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
     kmk_vad_process(v, t->pcm + f * VE_F, &vr);
     dec[f] = (uint8_t)vr.is_speech;
     int got = kmk_endpoint_process(ep, t->pcm + f * VE_F, &vr, &ev);
+    if (got == 1 && ev.type == KMK_EP_SPEECH_PAUSE) pause_at = f + 1;
+    if (got == 1 && ev.type == KMK_EP_SPEECH_RESUME) pause_at = 0;
     if (got == 1 && ev.type == KMK_EP_SPEECH_END) {
       ucut[nends] = (size_t)((ev.start_sample + ev.length) / VE_F); /* utterance's end frame */
+      spec[nends] = pause_at ? pause_at : f + 1; /* speculative work could start here */
+      pause_at = 0;
       ends[nends++] = f + 1;
     }
     if (trace >= 0 && trace == t->id)
@@ -599,14 +608,18 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
   for (int j = 0; j < t->nturns; j++) {
     const ve_turn *tu = &t->turns[j];
     int cut = 0;
-    double delay = -1;
+    double delay = -1, sdelay = -1;
     for (size_t e = 0; e < nends; e++) {
       /* cut: decided inside the turn, and the utterance it closed holds part of this turn (an
          end that closes the previous turn a moment after this one's first breath is no cut) */
       if (ends[e] > tu->start && ends[e] < tu->end && ucut[e] > tu->start) cut = 1;
-      if (ends[e] >= tu->end && delay < 0) delay = (double)(ends[e] - tu->end) * 10;
+      if (ends[e] >= tu->end && delay < 0) {
+        delay = (double)(ends[e] - tu->end) * 10;
+        sdelay = spec[e] >= tu->end ? (double)(spec[e] - tu->end) * 10 : 0;
+      }
     }
-    if (delay < 0) delay = (double)(nf - tu->end) * 10; /* never ended: until the track's end */
+    if (delay < 0) delay = sdelay = (double)(nf - tu->end) * 10; /* never ended: track's end */
+    s->sdelays[s->ndelays] = sdelay;
     s->delays[s->ndelays++] = delay;
     s->turns++;
     s->cut += cut;
@@ -622,6 +635,7 @@ static void ve_score_track(const ve_track *t, const ve_config *c, ve_score *s, d
   free(dec);
   free(ends);
   free(ucut);
+  free(spec);
   kmk_endpoint_free(ep);
   kmk_vad_free(v);
 }
@@ -667,6 +681,7 @@ static void ve_corpus_free(ve_corpus *co) {
 static void ve_score_corpus(const ve_corpus *co, const ve_config *c, ve_score *s) {
   memset(s, 0, sizeof *s);
   s->delays = malloc((size_t)(co->total_turns + 1) * sizeof *s->delays);
+  s->sdelays = malloc((size_t)(co->total_turns + 1) * sizeof *s->sdelays);
   double cpu = 0;
   for (int i = 0; i < co->n; i++) ve_score_track(&co->tracks[i], c, s, &cpu);
   double tp = 0, fp = 0, fn = 0;
@@ -683,14 +698,18 @@ static void ve_score_corpus(const ve_corpus *co, const ve_config *c, ve_score *s
   }
   s->f1 = ve_f1(tp, fp, fn);
   qsort(s->delays, (size_t)s->ndelays, sizeof *s->delays, ve_cmpd);
+  qsort(s->sdelays, (size_t)s->ndelays, sizeof *s->sdelays, ve_cmpd);
   if (s->ndelays) {
     s->delay_p50 = s->delays[(s->ndelays - 1) / 2];
     s->delay_p90 = s->delays[(int)((s->ndelays - 1) * 0.9)];
+    s->spec_p50 = s->sdelays[(s->ndelays - 1) / 2];
+    s->spec_p90 = s->sdelays[(int)((s->ndelays - 1) * 0.9)];
   }
   s->cut_pct = s->turns ? 100.0 * s->cut / s->turns : 0;
   s->cpu_us_per_32ms = s->audio_s > 0 ? cpu * 1e6 / (s->audio_s / 0.032) : 0;
   free(s->delays);
-  s->delays = NULL;
+  free(s->sdelays);
+  s->delays = s->sdelays = NULL;
 }
 
 /* The table's rows: the original design, ours, and each half of ours alone (rows 0 and 1 are
@@ -719,9 +738,9 @@ static int ve_configs(ve_config *out) {
 
 #ifndef VAD_EVAL_NO_MAIN
 static void ve_print(const ve_config *c, const ve_score *s) {
-  printf("| %-36s | %.3f | %.3f (%s) | %4.0f ms / %4.0f ms | %4.1f%% | %6.2f us |\n", c->label, s->f1,
-         s->f1_worst, COND_NAME[s->worst], s->delay_p50, s->delay_p90, s->cut_pct,
-         s->cpu_us_per_32ms);
+  printf("| %-36s | %.3f | %.3f (%s) | %4.0f ms / %4.0f ms | %4.0f ms / %4.0f ms | %4.1f%% | %6.2f us |\n",
+         c->label, s->f1, s->f1_worst, COND_NAME[s->worst], s->delay_p50, s->delay_p90,
+         s->spec_p50, s->spec_p90, s->cut_pct, s->cpu_us_per_32ms);
 }
 
 static void ve_print_conds(const ve_config *c, const ve_score *s) {
@@ -758,8 +777,9 @@ int main(int argc, char **argv) {
   ve_config cf[8];
   int ncf = ve_configs(cf);
   ve_score sc[8];
-  printf("| detector | frame F1 (10 ms) | worst condition F1 | turn-end delay p50 / p90 | turns cut "
-         "early | CPU per 32 ms (VAD+endpoint) |\n|---|---|---|---|---|---|\n");
+  printf("| detector | frame F1 (10 ms) | worst condition F1 | turn-end delay p50 / p90 | "
+         "speculative start p50 / p90 | turns cut early | CPU per 32 ms (VAD+endpoint) |\n"
+         "|---|---|---|---|---|---|---|\n");
   for (int i = 0; i < ncf; i++) {
     ve_score_corpus(&co, &cf[i], &sc[i]);
     ve_print(&cf[i], &sc[i]);
