@@ -10,7 +10,7 @@
  * Built in: "spectral" (vad_spectral.c) — per-band SNR over an adaptive noise floor (hum and
  * stationary noise cancel), gated by the speaker's own running level (distant voices stay out),
  * clicks rejected; level = its noise-free speech level in dB, score = confidence from the SNR.
- * threshold (if set and != 300) = its start SNR in dB; aggressiveness 0..3 shifts it.
+ * threshold (if set and != 300) = its start SNR in dB (5..20); aggressiveness 2/3 = stricter.
  *
  * Thread: instances have one owner thread. The registry is written only by kmk_vad_register,
  * which must be called at startup before other threads create detectors.

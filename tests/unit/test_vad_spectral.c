@@ -85,6 +85,20 @@ static void test_silence_noise_hum_are_not_speech(void) {
   }
 }
 
+static void test_zeroed_params_are_safe(void) {
+  kmk_vad_params zero = {0, 0};
+  kmk_vad *v = kmk_vad_new("spectral", &zero);
+  size_t pos = 0;
+  CHECK_EQ_INT(run(v, &pos, 300, g_white, 30, 300), 0); /* no lock-up on noise */
+  CHECK(run(v, &pos, 100, g_voice_in_noise, 5, 100) >= 90);
+  kmk_vad_free(v);
+  kmk_vad_params low = {1.0f, 1}; /* a threshold below 5 dB is clamped */
+  v = kmk_vad_new("spectral", &low);
+  pos = 0;
+  CHECK_EQ_INT(run(v, &pos, 300, g_white, 30, 300), 0);
+  kmk_vad_free(v);
+}
+
 static void test_voice_in_noise_is_speech(void) {
   kmk_vad *v = kmk_vad_new("spectral", NULL);
   size_t pos = 0;
@@ -146,6 +160,7 @@ static void test_real_recording(void) {
 int main(void) {
   RUN(test_registered_and_const_frame);
   RUN(test_silence_noise_hum_are_not_speech);
+  RUN(test_zeroed_params_are_safe);
   RUN(test_voice_in_noise_is_speech);
   RUN(test_clicks_are_not_speech);
   RUN(test_distant_voice_does_not_start);
