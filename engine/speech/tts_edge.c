@@ -264,7 +264,7 @@ struct kmk_edge_req {
   kmk_mp3 *mp3;
   size_t samples, chunk_audio_bytes;
   int rate, retried_403, probe, finished, busy, zombie;
-  double t0, first_audio_ms;
+  double t0, first_audio_ms, connect_ms, first_frame_ms;
   char msg[200];
   int http_status;
 };
@@ -333,6 +333,7 @@ static void finish(kmk_edge_req *r, int err) {
   if (err) KMK_WARN(TAG, "synthesis failed: %s%s%s", kmk_net_strerror(err), r->msg[0] ? ": " : "", r->msg);
   kmk_edge_result res = {.err = err, .http_status = r->http_status, .message = err ? r->msg : "",
                          .chunks = r->n_chunks, .samples = r->samples, .sample_rate = r->rate,
+                         .connect_ms = r->connect_ms, .first_frame_ms = r->first_frame_ms,
                          .first_audio_ms = r->first_audio_ms, .total_ms = now - r->t0,
                          .clock_skew_s = e->clock_skew, .retried_403 = r->retried_403};
   if (r->cb.on_done) r->cb.on_done(r->ud, &res);
@@ -386,6 +387,7 @@ static void on_open(void *ud, kmk_ws_conn *c) {
   kmk_edge_req *r = ud;
   kmk_edge *e = r->e;
   char date[96], rid[33];
+  if (r->connect_ms < 0) r->connect_ms = e_now(e) - r->t0;
   js_date(date, sizeof date);
   rand_hex(rid, 16, 0);
   char cfg[768];
@@ -439,6 +441,7 @@ static void message_in(kmk_edge_req *r, kmk_ws_conn *c, const void *data, size_t
       return;
     }
     r->chunk_audio_bytes += alen;
+    if (r->first_frame_ms < 0) r->first_frame_ms = e_now(r->e) - r->t0;
     int rc = kmk_mp3_feed(r->mp3, audio, alen, pcm_cb, r);
     if (rc < 0 && !r->finished) {
       snprintf(r->msg, sizeof r->msg, "MP3 decoding failed");
@@ -543,7 +546,7 @@ int kmk_edge_tts_synth(kmk_edge *e, const char *text, const char *voice,
   if (prosody) r->prosody = *prosody;
   r->cb = *cb;
   r->ud = ud;
-  r->first_audio_ms = -1;
+  r->first_audio_ms = r->connect_ms = r->first_frame_ms = -1;
   r->next = e->reqs;
   if (e->reqs) e->reqs->prev = r;
   e->reqs = r;

@@ -279,7 +279,9 @@ typedef struct {
   int chunks;                /* text chunks (connections) used */
   size_t samples;            /* PCM samples delivered */
   int sample_rate;
-  double first_audio_ms, total_ms;
+  double connect_ms;         /* first WebSocket open (handshake done); -1 when none */
+  double first_frame_ms;     /* first audio bytes received; -1 when none */
+  double first_audio_ms, total_ms; /* first PCM decoded; whole request */
   double clock_skew_s;       /* skew in use after this request */
   int retried_403;
 } kmk_edge_result;
