@@ -4,12 +4,16 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-unit test-asan bench fuzz clean
+.PHONY: all deps peers build run test test-unit test-asan bench fuzz clean
 
 all: build
 
 deps:
 	@bash tools/deps.sh
+
+# npm packages of the local protocol peers (pinned by their lockfiles)
+peers: deps
+	@bash tools/peers.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -21,12 +25,12 @@ run: build
 
 # Every test: the normal build, then the sanitizer build, then each fuzz target briefly.
 FUZZ_SECONDS ?= 15
-test: build
+test: build peers
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory fuzz
 
-test-asan: deps
+test-asan: deps peers
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKMK_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@MAKEFLAGS= cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
