@@ -3,8 +3,8 @@
  * language (English, Russian), and echo of the bot's own recent speech.
  *
  * Pure functions plus a bounded ring of recent bot lines (kmk_echo_memory, owned by the caller).
- * Any thread; no globals except the constant phrase tables (the Lua-editable lists come later and
- * will be passed in instead of these defaults).
+ * Any thread; no globals except the constant built-in phrase tables. Lists edited in Lua are
+ * passed in through kmk_gate_opts.lists and replace the built-in ones.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +22,8 @@ const char *kmk_gate_reason_name(kmk_gate_reason r) {
 }
 
 void kmk_gate_opts_default(kmk_gate_opts *o) {
+  o->lists = NULL;
+  o->n_lists = 0;
   o->min_speech_s = 0.3;
   o->min_rms_dbfs = -50;
   o->max_no_speech_prob = 0.6;
@@ -107,12 +109,6 @@ static char *normalise(const char *s) {
 
 /* ---- known artefacts ---------------------------------------------------------------------- */
 
-typedef struct {
-  const char *lang;
-  const char *const *exact;    /* whole normalised transcript */
-  const char *const *contains; /* substring of the normalised transcript */
-} phrase_table;
-
 static const char *const EN_EXACT[] = {
     "thank you for watching", "thanks for watching", "thank you so much for watching",
     "thank you for watching and see you next time", "please subscribe", "like and subscribe",
@@ -130,16 +126,30 @@ static const char *const RU_CONTAINS[] = {
     "корректор субтитров", "продолжение следует", "спасибо за просмотр",
     "подписывайтесь на канал", "ставьте лайки", "dimatorzok", "игорь негода", NULL};
 
-static const phrase_table TABLES[] = {
+static const kmk_gate_list TABLES[] = {
     {"en", EN_EXACT, EN_CONTAINS},
     {"ru", RU_EXACT, RU_CONTAINS},
 };
 
-static int table_match(const phrase_table *t, const char *norm) {
-  for (const char *const *p = t->exact; *p; p++)
-    if (strcmp(norm, *p) == 0) return 1;
-  for (const char *const *p = t->contains; *p; p++)
-    if (strstr(norm, *p)) return 1;
+const kmk_gate_list *kmk_gate_default_lists(int *n) {
+  if (n) *n = (int)(sizeof TABLES / sizeof TABLES[0]);
+  return TABLES;
+}
+
+/* Entries are normalised too, so lists edited by people may use any case and punctuation. */
+static int entry_match(const char *entry, const char *norm, int exact) {
+  char *e = normalise(entry);
+  if (!e) return 0;
+  int hit = e[0] && (exact ? strcmp(norm, e) == 0 : strstr(norm, e) != NULL);
+  free(e);
+  return hit;
+}
+
+static int table_match(const kmk_gate_list *t, const char *norm) {
+  for (const char *const *p = t->exact; p && *p; p++)
+    if (entry_match(*p, norm, 1)) return 1;
+  for (const char *const *p = t->contains; p && *p; p++)
+    if (entry_match(*p, norm, 0)) return 1;
   return 0;
 }
 
@@ -166,16 +176,26 @@ static int is_caption(const char *s) {
   return notes > 0;
 }
 
-int kmk_gate_known_phrase(const char *text, const char *lang) {
+static int known_in(const kmk_gate_list *lists, int n, const char *text, const char *lang) {
   if (!text) return 0;
   if (is_caption(text)) return 1;
   char *norm = normalise(text);
   if (!norm) return 0;
   int hit = 0;
-  for (size_t i = 0; i < sizeof TABLES / sizeof TABLES[0] && !hit; i++)
-    if (!lang || !*lang || strncmp(lang, TABLES[i].lang, 2) == 0) hit = table_match(&TABLES[i], norm);
+  for (int i = 0; i < n && !hit; i++)
+    if (!lang || !*lang || !lists[i].lang || strncmp(lang, lists[i].lang, 2) == 0)
+      hit = table_match(&lists[i], norm);
   free(norm);
   return hit;
+}
+
+int kmk_gate_known_phrase(const char *text, const char *lang) {
+  return known_in(TABLES, (int)(sizeof TABLES / sizeof TABLES[0]), text, lang);
+}
+
+int kmk_gate_known_phrase_in(const kmk_gate_opts *o, const char *text, const char *lang) {
+  if (!o || !o->lists) return kmk_gate_known_phrase(text, lang);
+  return known_in(o->lists, o->n_lists, text, lang);
 }
 
 kmk_gate_reason kmk_gate_transcript(const kmk_gate_opts *o, const char *text, const char *lang,
@@ -184,7 +204,7 @@ kmk_gate_reason kmk_gate_transcript(const kmk_gate_opts *o, const char *text, co
   int empty = !norm || !norm[0];
   free(norm);
   if (empty) return KMK_GATE_EMPTY;
-  if (kmk_gate_known_phrase(text, lang)) return KMK_GATE_KNOWN_PHRASE;
+  if (kmk_gate_known_phrase_in(o, text, lang)) return KMK_GATE_KNOWN_PHRASE;
   if (n_segs > 0) {
     double w = 0, nsp = 0, lp = 0, cr = 0;
     for (int i = 0; i < n_segs; i++) {

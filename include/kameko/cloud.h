@@ -193,7 +193,21 @@ typedef enum {
  * "known_phrase", "echo" (the transcript_dropped event's reason). */
 const char *kmk_gate_reason_name(kmk_gate_reason r);
 
+/* Known-artefact phrases for one language: whole-transcript matches and substrings, compared
+ * after normalising both sides (lowercase incl. Cyrillic, ё -> е, punctuation -> space,
+ * apostrophes dropped). NULL-terminated arrays; strings borrowed. */
 typedef struct {
+  const char *lang; /* "en", "ru", ... */
+  const char *const *exact;
+  const char *const *contains;
+} kmk_gate_list;
+
+/* The built-in English and Russian lists (static; *n gets the count). */
+const kmk_gate_list *kmk_gate_default_lists(int *n);
+
+typedef struct {
+  const kmk_gate_list *lists; /* NULL = the built-in lists (Lua-edited lists go here) */
+  int n_lists;
   double min_speech_s;        /* 0.3 */
   double min_rms_dbfs;        /* -50 */
   double max_no_speech_prob;  /* 0.6 (dropped when above AND avg_logprob < -0.5, Whisper's rule) */
@@ -210,9 +224,10 @@ kmk_gate_reason kmk_gate_audio(const kmk_gate_opts *o, const int16_t *pcm, size_
 /* After STT: segment scores (may be n=0) and the text. lang "en", "ru" or NULL (all lists). */
 kmk_gate_reason kmk_gate_transcript(const kmk_gate_opts *o, const char *text, const char *lang,
                                     const kmk_groq_segment *segs, int n_segs);
-/* 1 when text is a known artefact phrase for lang (exact after normalising case and
- * punctuation, or matching one of the patterns). */
+/* 1 when text is a known artefact for lang (NULL/"" = every list) in the built-in lists, or is a
+ * sound caption ("[Music]", "(applause)", "♪♪"). _in uses o->lists when set. */
 int kmk_gate_known_phrase(const char *text, const char *lang);
+int kmk_gate_known_phrase_in(const kmk_gate_opts *o, const char *text, const char *lang);
 
 /* Recent bot speech, a bounded ring (oldest dropped). */
 #define KMK_ECHO_LINES 16

@@ -99,10 +99,33 @@ static void test_echo(void) {
   kmk_echo_free(&m);
 }
 
+static void test_custom_lists(void) {
+  kmk_gate_opts o;
+  kmk_gate_opts_default(&o);
+  static const char *const exact[] = {"Ну, всё.", NULL};
+  static const char *const contains[] = {"DimaTorzok", "Radio Kameko FM", NULL};
+  kmk_gate_list lists[] = {{"ru", exact, contains}};
+  o.lists = lists;
+  o.n_lists = 1;
+  CHECK(kmk_gate_known_phrase_in(&o, "ну всё", "ru"));
+  CHECK(kmk_gate_known_phrase_in(&o, "Субтитры сделал DimaTorzok", "ru"));
+  CHECK(!kmk_gate_known_phrase_in(&o, "Продолжение следует...", "ru")); /* replaced, not merged */
+  CHECK(!kmk_gate_known_phrase_in(&o, "ну всё", "en"));
+  CHECK(kmk_gate_known_phrase_in(&o, "[Music]", "en")); /* captions always */
+  CHECK_EQ_INT(kmk_gate_transcript(&o, "You're listening to radio kameko fm!", NULL, NULL, 0),
+               KMK_GATE_KNOWN_PHRASE);
+  int n;
+  const kmk_gate_list *d = kmk_gate_default_lists(&n);
+  CHECK_EQ_INT(n, 2);
+  CHECK_STR(d[0].lang, "en");
+  CHECK_STR(d[1].lang, "ru");
+}
+
 int main(void) {
   RUN(test_audio_gate);
   RUN(test_scores);
   RUN(test_known_phrases);
   RUN(test_echo);
+  RUN(test_custom_lists);
   return check_done();
 }
