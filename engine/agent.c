@@ -495,7 +495,7 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
       speak_next(a);
       break;
     }
-    case KMK_EP_EVENT_NONE:
+    default: /* KMK_EP_EVENT_NONE and tentative events nothing acts on yet */
       break;
   }
 }
