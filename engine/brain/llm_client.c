@@ -316,6 +316,7 @@ struct kmk_llm_req {
   size_t err_len;
   int got_done, finished, delivered;
   int busy, zombie;          /* inside our http callbacks / freed when they return */
+  int dropped_format;        /* a 400 made us retry without response_format */
   int stream_err;          /* error decided while streaming */
   char finish_reason[24];
   char msg[256];
@@ -598,6 +599,23 @@ static int maybe_retry(kmk_llm_req *r, int err, double retry_after_s) {
   return 1;
 }
 
+/* Removes response_format and provider from the request body. 1 when something was removed. */
+static int drop_format(kmk_llm_req *r) {
+  r->dropped_format = 1;
+  cJSON *root = cJSON_ParseWithLength(r->body, r->body_len);
+  if (!root) return 0;
+  int had = cJSON_HasObjectItem(root, "response_format") || cJSON_HasObjectItem(root, "provider");
+  cJSON_DeleteItemFromObjectCaseSensitive(root, "response_format");
+  cJSON_DeleteItemFromObjectCaseSensitive(root, "provider");
+  char *nb = had ? cJSON_PrintUnformatted(root) : NULL;
+  cJSON_Delete(root);
+  if (!nb) return 0;
+  free(r->body);
+  r->body = nb;
+  r->body_len = strlen(nb);
+  return 1;
+}
+
 static void classify_status(kmk_llm_req *r, const kmk_http_resp *resp) {
   kmk_llm *l = r->l;
   long st = resp->status;
@@ -630,6 +648,13 @@ static void classify_status(kmk_llm_req *r, const kmk_http_resp *resp) {
       snprintf(r->msg + k, sizeof r->msg - k, " (Retry-After %.0f s, longer than we wait)", ras);
     }
     finish_req(r, e);
+    return;
+  }
+  /* Some OpenAI-compatible servers refuse response_format / provider options: try once without
+     them (the decision parser repairs free-form JSON anyway). */
+  if (st == 400 && !r->dropped_format && !r->delivered && drop_format(r) &&
+      start_attempt(r, 0) == 0) {
+    KMK_INFO(TAG, "retrying without response_format after: %s", r->msg);
     return;
   }
   finish_req(r, KMK_NET_EHTTP);

@@ -182,6 +182,18 @@ static void test_no_stream_and_request_shape(void) {
   CHECK(env_close(&e));
 }
 
+static void test_response_format_refused(void) {
+  env e;
+  env_init(&e, "noformat", NULL, NULL);
+  llm_res x = {0};
+  kmk_llm_chat_opts co = {.temperature = -1, .json_mode = KMK_LLM_JSON_OBJECT, .require_parameters = 1};
+  CHECK_EQ_INT(chat(&e, &co, &x), 0);
+  CHECK_EQ_INT(x.err, 0);
+  CHECK_EQ_INT(x.attempts, 2);
+  CHECK_EQ_INT(x.sentences, 3);
+  CHECK(env_close(&e));
+}
+
 static void test_fatal_statuses(void) {
   const char *modes[] = {"401", "402", "403"};
   for (int i = 0; i < 3; i++) {
@@ -381,6 +393,7 @@ int main(void) {
   if (g_port) {
     RUN(test_stream_ok);
     RUN(test_no_stream_and_request_shape);
+    RUN(test_response_format_refused);
     RUN(test_fatal_statuses);
     RUN(test_retries);
     RUN(test_stream_failures);

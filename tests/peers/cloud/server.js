@@ -26,7 +26,7 @@ const { WebSocketServer } = require('ws');
 const MODES = {
   stt: 'ok ru hallu_en hallu_ru lowconf repeat silence 401 403 429 500 503 stall malformed slow',
   llm: 'ok crlf json 401 402 403 429 429long 500 503 midstream_or midstream_lone stall truncate ' +
-       'nodone malformed slowfirst',
+       'nodone malformed slowfirst noformat',
   tts: 'ok skew 403 503 closenoaudio stall badframe',
 };
 
@@ -232,6 +232,8 @@ async function llm(req, res, mode) {
   if (!body || !Array.isArray(body.messages) || !body.model)
     return sendJson(res, 400, errBody(400, 'messages and model are required'));
   if (commonFailure(mode, res, 'llm')) return;
+  if (mode === 'noformat' && (body.response_format || body.provider))
+    return sendJson(res, 400, errBody(400, 'response_format is not supported by this model'));
   const id = 'gen-' + crypto.randomBytes(6).toString('hex');
   const reply = replyFor(body);
   const usage = { prompt_tokens: 42, completion_tokens: tokens(reply).length, total_tokens: 42 + tokens(reply).length };
