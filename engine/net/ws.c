@@ -6,9 +6,14 @@
  * lws destroys its wsi (LWS_CALLBACK_WSI_DESTROY), or is freed at once when it never got one.
  * A conn the caller closed (or that already reported on_close) is "detached": no more callbacks.
  *
+ * Host names are resolved with uv_getaddrinfo (libwebsockets 4.1 as packaged would call a blocking
+ * getaddrinfo on the loop thread); lws then gets the numeric address and the name for Host/SNI.
+ *
  * Thread: loop thread only. Callbacks may call kmk_ws_send / kmk_ws_close_conn / kmk_ws_connect,
  * but not kmk_ws_close.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,9 @@ struct kmk_ws_conn {
   int rx_binary, rx_overflow;
   int opened, detached, reported;
   int in_connect, destroyed;  /* inside lws_client_connect_via_info / its wsi is gone */
+  uv_getaddrinfo_t gai;       /* name resolution in flight (resolving) */
+  int resolving, orphan;      /* orphan: the context closed meanwhile; gai_cb frees */
+  char ip[64];
   int pending_err, pending_status; /* an error lws reported inside the connect call */
   char pending_date[64], pending_why[160];
   int close_code;
@@ -76,8 +84,7 @@ static void unlink_conn(kmk_ws_conn *c) {
   w->n_conns--;
 }
 
-static void free_conn(kmk_ws_conn *c) {
-  unlink_conn(c);
+static void free_conn_mem(kmk_ws_conn *c) {
   for (msg *m = c->q_head, *n; m; m = n) {
     n = m->next;
     free(m);
@@ -87,6 +94,11 @@ static void free_conn(kmk_ws_conn *c) {
   free(c->url_copy);
   free(c->rx);
   free(c);
+}
+
+static void free_conn(kmk_ws_conn *c) {
+  unlink_conn(c);
+  free_conn_mem(c);
 }
 
 /* Reports the end once, then detaches. */
@@ -317,6 +329,69 @@ size_t kmk_ws_active(const kmk_ws *w) {
   return n;
 }
 
+/* Hands the connection to lws with a numeric address. 0, or KMK_NET_ECONNECT when lws refused it
+ * at once (the conn is then wsi-less and the caller frees it; lws's reason is in pending_*). */
+static int start_lws(kmk_ws_conn *c, const char *address) {
+  struct lws_client_connect_info ci;
+  memset(&ci, 0, sizeof ci);
+  ci.context = c->w->ctx;
+  ci.address = address;
+  ci.port = c->port;
+  ci.path = c->path;
+  ci.host = c->host; /* Host header and TLS SNI / name check */
+  ci.origin = NULL;
+  ci.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
+  ci.protocol = NULL;
+  ci.local_protocol_name = "kmk-ws";
+  ci.ietf_version_or_minus_one = -1;
+  ci.opaque_user_data = c;
+  ci.pwsi = &c->wsi;
+  c->in_connect = 1;
+  struct lws *wsi = lws_client_connect_via_info(&ci);
+  c->in_connect = 0;
+  if (!wsi || c->destroyed) {
+    /* failed inside the call (lws may have run CONNECTION_ERROR and WSI_DESTROY already) */
+    c->wsi = NULL;
+    return KMK_NET_ECONNECT;
+  }
+  return 0;
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  kmk_ws_conn *c = req->data;
+  c->resolving = 0;
+  if (c->orphan) { /* the context is gone; c was unlinked at close */
+    if (res) uv_freeaddrinfo(res);
+    free_conn_mem(c);
+    return;
+  }
+  if (c->detached) { /* closed or timed out while resolving */
+    if (res) uv_freeaddrinfo(res);
+    free_conn(c);
+    return;
+  }
+  c->ip[0] = 0;
+  if (status == 0 && res) {
+    if (res->ai_family == AF_INET)
+      uv_ip4_name((const struct sockaddr_in *)res->ai_addr, c->ip, sizeof c->ip);
+    else if (res->ai_family == AF_INET6)
+      uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, c->ip, sizeof c->ip);
+  }
+  if (res) uv_freeaddrinfo(res);
+  if (!c->ip[0]) {
+    char why[160];
+    snprintf(why, sizeof why, "cannot resolve %s: %s", c->host, status ? uv_strerror(status) : "no address");
+    report(c, KMK_NET_ECONNECT, 0, NULL, why);
+    free_conn(c);
+    return;
+  }
+  if (start_lws(c, c->ip) != 0) {
+    report(c, c->pending_err ? c->pending_err : KMK_NET_ECONNECT, c->pending_status, c->pending_date,
+           c->pending_why[0] ? c->pending_why : "connect failed");
+    free_conn(c);
+  }
+}
+
 int kmk_ws_connect(kmk_ws *w, const kmk_ws_opts *o, kmk_ws_conn **out) {
   if (out) *out = NULL;
   if (!w || !o || !o->url) return KMK_NET_EINVAL;
@@ -363,29 +438,25 @@ int kmk_ws_connect(kmk_ws *w, const kmk_ws_opts *o, kmk_ws_conn **out) {
     free_conn(c);
     return KMK_NET_ENOMEM;
   }
-  struct lws_client_connect_info ci;
-  memset(&ci, 0, sizeof ci);
-  ci.context = w->ctx;
-  ci.address = c->host;
-  ci.port = c->port;
-  ci.path = c->path;
-  ci.host = c->host;
-  ci.origin = NULL;
-  ci.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
-  ci.protocol = NULL;
-  ci.local_protocol_name = "kmk-ws";
-  ci.ietf_version_or_minus_one = -1;
-  ci.opaque_user_data = c;
-  ci.pwsi = &c->wsi;
-  c->in_connect = 1;
-  struct lws *wsi = lws_client_connect_via_info(&ci);
-  c->in_connect = 0;
-  if (!wsi || c->destroyed) {
-    /* failed inside the call (lws may have run CONNECTION_ERROR and WSI_DESTROY already) */
-    if (wsi && !c->destroyed) lws_set_opaque_user_data(wsi, NULL);
-    c->wsi = NULL;
-    free_conn(c);
-    return KMK_NET_ECONNECT;
+  int numeric = 0;
+  unsigned char tmp[16];
+  if (inet_pton(AF_INET, c->host, tmp) == 1 || inet_pton(AF_INET6, c->host, tmp) == 1) numeric = 1;
+  if (numeric) {
+    if (start_lws(c, c->host) != 0) {
+      free_conn(c);
+      return KMK_NET_ECONNECT;
+    }
+  } else {
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    c->gai.data = c;
+    if (uv_getaddrinfo(w->loop, &c->gai, gai_cb, c->host, NULL, &hints) != 0) {
+      free_conn(c);
+      return KMK_NET_ECONNECT;
+    }
+    c->resolving = 1;
   }
   arm_tick(w);
   if (out) *out = c;
@@ -449,7 +520,16 @@ void kmk_ws_close(kmk_ws *w, void (*on_closed)(void *ud), void *ud) {
   /* lws reports WSI_DESTROY for these later, inside uv_run: cut them loose from our structs */
   for (kmk_ws_conn *c = w->conns; c; c = c->next)
     if (c->wsi) lws_set_opaque_user_data(c->wsi, NULL);
-  while (w->conns) free_conn(w->conns);
+  while (w->conns) {
+    kmk_ws_conn *c = w->conns;
+    if (c->resolving) { /* gai_cb still has to run: it frees c */
+      unlink_conn(c);
+      c->orphan = 1;
+      uv_cancel((uv_req_t *)&c->gai);
+    } else {
+      free_conn(c);
+    }
+  }
   lws_context_destroy(w->ctx); /* first call: closes every wsi and lws's uv handles */
   uv_timer_stop(&w->tick);
   w->ticking = 0;

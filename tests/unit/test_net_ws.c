@@ -101,6 +101,28 @@ static void test_echo(void) {
   CHECK(env_close(&e));
 }
 
+static void test_resolved_name(void) {
+  env e;
+  env_init(&e);
+  if (!e.w) return;
+  st s = {.script = {"hello", "close", NULL}};
+  char url[128];
+  snprintf(url, sizeof url, "ws://localhost:%d/ws/echo", g_port);
+  kmk_ws_opts o = {.url = url, .timeout_ms = 5000, .cb = {on_open, on_message, on_close}, .ud = &s};
+  CHECK_EQ_INT(kmk_ws_connect(e.w, &o, NULL), 0);
+  run_until(&e, &s.closes, 1);
+  CHECK_EQ_INT(s.opens, 1);
+  CHECK_STR(s.last, "hello");
+  CHECK_EQ_INT(s.err, 0);
+  /* (no test with an unresolvable name: it would send a DNS query off this machine) */
+  /* closing the context while a name is being resolved */
+  st c = {0};
+  kmk_ws_opts q = {.url = "ws://localhost:1/x", .cb = {on_open, on_message, on_close}, .ud = &c};
+  CHECK_EQ_INT(kmk_ws_connect(e.w, &q, NULL), 0);
+  CHECK(env_close(&e));
+  CHECK_EQ_INT(c.closes, 0);
+}
+
 static void test_refused_and_failures(void) {
   env e;
   env_init(&e);
@@ -163,6 +185,7 @@ int main(void) {
   g_port = kmk_peer_start(NULL);
   if (!g_port) return 0;
   RUN(test_echo);
+  RUN(test_resolved_name);
   RUN(test_refused_and_failures);
   RUN(test_close_inside_and_at_shutdown);
   kmk_peer_stop();
