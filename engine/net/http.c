@@ -515,6 +515,7 @@ int kmk_http_request(kmk_http *h, const kmk_http_opts *o, kmk_http_req **out) {
   long cto = (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cto);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms + 2000); /* backstop */
+  if (o->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
   r->first_byte_ms_lim = o->first_byte_ms;
   r->stall_ms = o->stall_ms;
   r->max_body = o->max_body ? o->max_body : (8u << 20);

@@ -295,7 +295,9 @@ static void lws_log_emit(int level, const char *line) {
   else KMK_DEBUG("lws", "%.*s", (int)n, line);
 }
 
-kmk_ws *kmk_ws_new(uv_loop_t *loop) {
+kmk_ws *kmk_ws_new(uv_loop_t *loop) { return kmk_ws_new_ca(loop, NULL); }
+
+kmk_ws *kmk_ws_new_ca(uv_loop_t *loop, const char *ca_file) {
   kmk_ws *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->loop = loop;
@@ -310,6 +312,7 @@ kmk_ws *kmk_ws_new(uv_loop_t *loop) {
   info.gid = -1;
   info.uid = -1;
   info.timeout_secs = 20;
+  info.client_ssl_ca_filepath = ca_file; /* NULL: the system's default verify paths */
   w->ctx = lws_create_context(&info);
   if (!w->ctx) {
     KMK_ERR(TAG, "libwebsockets context on the libuv loop failed (libwebsockets-evlib-uv missing?)");

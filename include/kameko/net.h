@@ -142,6 +142,7 @@ typedef struct {
   double first_byte_ms;          /* deadline for the first response byte; 0 = none */
   double stall_ms;               /* max silence between bytes once started; 0 = none */
   size_t max_body;               /* cap on the collected body; 0 = 8 MiB */
+  const char *ca_file;           /* extra CA bundle (PEM) to trust; NULL = the system's */
   kmk_http_lane *lane;           /* NULL = unbounded */
   kmk_http_data_fn on_data;      /* NULL = collect the body */
   kmk_http_done_fn on_done;      /* required */
@@ -200,8 +201,10 @@ typedef struct {
   void *ud;
 } kmk_ws_opts;
 
-/* Creates the libwebsockets context on our loop. NULL on failure (e.g. no libuv event lib). */
+/* Creates the libwebsockets context on our loop. NULL on failure (e.g. no libuv event lib).
+ * wss:// uses the system's CAs; kmk_ws_new_ca trusts the PEM bundle ca_file instead (tests). */
 kmk_ws *kmk_ws_new(uv_loop_t *loop);
+kmk_ws *kmk_ws_new_ca(uv_loop_t *loop, const char *ca_file);
 uv_loop_t *kmk_ws_loop(const kmk_ws *w);
 int kmk_ws_connect(kmk_ws *w, const kmk_ws_opts *o, kmk_ws_conn **out);
 /* Queues a text or binary message (copied). 0 or negative error. */

@@ -15,9 +15,11 @@
 //          GET /control/count?spec=<spec>        -> how many requests used that spec
 // Options: --port N (0 = any; the chosen port is printed as "PORT <n>"), --host 127.0.0.1,
 //          --stt-ms, --llm-first-ms, --llm-tps, --tts-first-ms (injected latencies for benches),
-//          --clock-offset S (the TTS server's clock runs S seconds ahead).
+//          --clock-offset S (the TTS server's clock runs S seconds ahead),
+//          --tls-cert F --tls-key F (HTTPS/WSS with that certificate).
 'use strict';
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 const fs = require('fs');
 const vm = require('vm');
@@ -497,7 +499,10 @@ function edgeSession(ws, mode, rec) {
 }
 
 // ---- dispatch ---------------------------------------------------------------------------------
-const server = http.createServer(async (req, res) => {
+// --tls-cert/--tls-key: serve HTTPS and WSS instead (for the TLS paths of the clients)
+const tls = args['tls-cert'] && args['tls-key']
+  ? { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) } : null;
+const server = (tls ? (h) => https.createServer(tls, h) : (h) => http.createServer(h))(async (req, res) => {
   try {
     const u0 = new URL(req.url, 'http://x');
     if (u0.pathname === '/control/last') return sendJson(res, 200, last[u0.searchParams.get('service')] || null);
