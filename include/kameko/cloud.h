@@ -116,7 +116,8 @@ typedef struct {
 
 /* http borrowed (must outlive the client). NULL on bad options. */
 kmk_llm *kmk_llm_new(kmk_http *http, const kmk_llm_opts *o);
-/* Cancels every request of this client (no callbacks) and frees it. Before kmk_http_close. */
+/* Cancels every request of this client (no callbacks) and frees it. Before kmk_http_close; not
+ * from inside one of this client's callbacks (the same holds for kmk_groq_free/kmk_edge_free). */
 void kmk_llm_free(kmk_llm *l);
 /* messages_json: an OpenAI messages array (borrowed for the call). cb copied. */
 int kmk_llm_chat(kmk_llm *l, const char *messages_json, const kmk_llm_chat_opts *o,
