@@ -3,9 +3,20 @@
  * Owns: the speakers (and their streams), the STT and TTS workers, the personas' brains, the
  * reply queue and the audio-out chain. Loop thread only; workers come back through the evq.
  *
- * Floor rule (one voice at a time): replies are queued FIFO and spoken one after another; a reply
- * never starts while a person is speaking; a person starting to speak while the agent talks is a
- * barge-in: synthesis is cancelled, queued audio dropped, the persona told what was heard.
+ * Floor arbiter (one voice at a time, several personas): every persona decides on an event on its
+ * own; the arbiter then looks at all their replies together:
+ *   - a persona called by name (decision.addressed_me) gets the floor: replies to the same event
+ *     from personas that were not called are dropped ("reply_dropped", reason "not addressed");
+ *   - a yielding reply (decision.yield, or policy.yield) is dropped when any other reply wants the
+ *     floor or a reply is being spoken (reason "yielded");
+ *   - the rest queue, addressed replies ahead of others, otherwise FIFO; one is spoken at a time
+ *     and none starts while a person is speaking;
+ *   - a person starting to speak while a persona talks is a barge-in: synthesis is cancelled,
+ *     queued audio dropped, "interrupted" (with the heard part) logged and shown to the personas.
+ * Hot reload: each persona file is watched (kmk_file_watch: directory events, debounced); a change
+ * runs kmk_brain_reload on the loop between ticks and logs "persona_reload" (ok / error, ms).
+ * Timer ticks: once per timeline second a "tick" event goes to the personas that define on_tick,
+ * from a zero timer armed by kmk_agent_pull_frame (never inside the frame pull itself).
  */
 #include "kameko/agent.h"
 
@@ -30,6 +41,7 @@
 #define STT_QUEUE 16        /* utterances waiting for the recognizer */
 #define EVQ_CAPACITY 256    /* worker->loop messages (TTS chunks block the worker when full) */
 #define STREAM_RATE 16000
+#define RELOAD_DEBOUNCE_MS 120
 
 typedef enum { BOT_LISTENING, BOT_SPEAKING } bot_state;
 
@@ -50,12 +62,19 @@ typedef struct reply {
   double t_decided;
   uint64_t speech_end_ns; /* wall clock at the end of the utterance that led here (0 = none) */
   double stt_ms, brain_ms;
+  uint64_t trigger;        /* sequence number of the event it answers */
+  int addressed_me, yield;
+  char voice[64];          /* overrides ("" / 0 = the persona's voice) */
+  int rate, pitch;
   struct reply *next;
 } reply;
 
-typedef struct {
+typedef struct persona_slot {
+  kmk_agent *a;
   kmk_brain *brain;
   const kmk_persona_info *info;
+  kmk_file_watch *watch;
+  unsigned reloads, reload_failures;
 } persona_slot;
 
 struct kmk_agent {
@@ -81,6 +100,10 @@ struct kmk_agent {
   uint64_t next_reply_id;
   int stt_inflight, tts_inflight, llm_inflight;
   int humans_speaking;
+  uint64_t event_seq;             /* events shown to the personas (reply.trigger) */
+  uv_timer_t *tick_timer;         /* heap: closed in kmk_agent_free */
+  double next_tick_t;             /* timeline second of the next "tick" */
+  int any_on_tick;
 };
 
 static double now(kmk_agent *a) { return a->o.now(a->o.now_ud); }
@@ -104,11 +127,59 @@ static void emit_error(kmk_agent *a, const char *speaker, const char *stage, con
 
 static void speak_next(kmk_agent *a);
 static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
-                          uint64_t speech_end_ns, double stt_ms, double brain_ms);
+                          uint64_t speech_end_ns, double stt_ms, double brain_ms, reply **out);
 
-/* Shows one conversation event to every persona (the event is also what went to the log). */
-static void to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms) {
+static void drop_reply(kmk_agent *a, reply *r, const char *reason) {
+  cJSON *ev = kmk_event_new(now(a), "reply_dropped", a->personas[r->persona].info->name);
+  cJSON_AddStringToObject(ev, "persona", a->personas[r->persona].info->name);
+  cJSON_AddStringToObject(ev, "reason", reason);
+  cJSON_AddStringToObject(ev, "response", r->text);
+  emit(a, ev);
+  free(r->text);
+  free(r);
+}
+
+static void enqueue_reply(kmk_agent *a, reply *r);
+
+/* The arbiter's look at one event's replies (see the top of the file); takes them all. */
+static void arbitrate(kmk_agent *a, reply **batch, size_t n) {
+  int addressed = -1;
+  for (size_t i = 0; i < n; i++)
+    if (batch[i]->addressed_me) addressed = (int)i;
+  for (size_t i = 0; i < n; i++) {
+    reply *r = batch[i];
+    if (addressed >= 0 && !r->addressed_me) {
+      char why[160];
+      snprintf(why, sizeof why, "not addressed; %s was called by name",
+               a->personas[batch[addressed]->persona].info->name);
+      drop_reply(a, r, why);
+      batch[i] = NULL;
+      continue;
+    }
+    int others = a->current != NULL || a->queue_head != NULL;
+    for (size_t k = 0; k < n && !others; k++) others = k != i && batch[k] && !batch[k]->yield;
+    if (r->yield && others) {
+      drop_reply(a, r, "yielded: another persona has or wants the floor");
+      batch[i] = NULL;
+    }
+  }
+  for (int pass = 0; pass < 2; pass++) /* addressed replies first */
+    for (size_t i = 0; i < n; i++)
+      if (batch[i] && (pass == 0) == (batch[i]->addressed_me != 0)) {
+        enqueue_reply(a, batch[i]);
+        batch[i] = NULL;
+      }
+}
+
+/* Shows one event to every persona (the event is also what went to the log); their replies go to
+   the arbiter together. only_tick: just the personas that define on_tick. */
+static void to_personas_ex(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms,
+                           int only_tick) {
+  reply *batch[MAX_PERSONAS];
+  size_t nb = 0;
+  a->event_seq++;
   for (size_t p = 0; p < a->n_personas; p++) {
+    if (only_tick && !a->personas[p].info->has_on_tick) continue;
     kmk_brain_action act;
     memset(&act, 0, sizeof act);
     uint64_t t0 = uv_hrtime();
@@ -120,10 +191,17 @@ static void to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, d
                a->personas[p].info->name, cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type")), rc);
       emit_error(a, a->personas[p].info->name, "brain", msg);
     } else {
-      handle_action(a, (int)p, ev, &act, speech_end_ns, stt_ms, brain_ms);
+      reply *r = NULL;
+      handle_action(a, (int)p, ev, &act, speech_end_ns, stt_ms, brain_ms, &r);
+      if (r) batch[nb++] = r;
     }
     kmk_brain_action_clear(&act);
   }
+  if (nb) arbitrate(a, batch, nb);
+}
+
+static void to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms) {
+  to_personas_ex(a, ev, speech_end_ns, stt_ms, 0);
 }
 
 static void enqueue_reply(kmk_agent *a, reply *r) {
@@ -132,21 +210,23 @@ static void enqueue_reply(kmk_agent *a, reply *r) {
     a->queue_head = old->next;
     if (!a->queue_head) a->queue_tail = NULL;
     a->n_queued--;
-    cJSON *ev = kmk_event_new(now(a), "reply_dropped", a->personas[old->persona].info->name);
-    cJSON_AddStringToObject(ev, "reason", "reply queue full");
-    cJSON_AddStringToObject(ev, "response", old->text);
-    emit(a, ev);
-    free(old->text);
-    free(old);
+    drop_reply(a, old, "reply queue full");
   }
-  if (a->queue_tail) a->queue_tail->next = r; else a->queue_head = r;
-  a->queue_tail = r;
+  /* addressed replies go ahead of the unaddressed ones (FIFO within each class) */
+  reply **pp = &a->queue_head;
+  if (r->addressed_me)
+    while (*pp && (*pp)->addressed_me) pp = &(*pp)->next;
+  else
+    while (*pp) pp = &(*pp)->next;
+  r->next = *pp;
+  *pp = r;
+  if (!r->next) a->queue_tail = r;
   a->n_queued++;
   speak_next(a);
 }
 
 static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
-                          uint64_t speech_end_ns, double stt_ms, double brain_ms) {
+                          uint64_t speech_end_ns, double stt_ms, double brain_ms, reply **out) {
   const char *pname = a->personas[p].info->name;
   if (act->kind == KMK_ACTION_NONE) return;
   if (act->kind == KMK_ACTION_LLM) {
@@ -159,7 +239,7 @@ static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_a
     if (rc < 0) {
       emit_error(a, pname, "brain", "the persona failed to decide without an LLM");
     } else if (next.kind != KMK_ACTION_LLM) {
-      handle_action(a, p, trigger, &next, speech_end_ns, stt_ms, brain_ms);
+      handle_action(a, p, trigger, &next, speech_end_ns, stt_ms, brain_ms, out);
     }
     kmk_brain_action_clear(&next);
     return;
@@ -175,6 +255,8 @@ static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_a
   cJSON_AddBoolToObject(ev, "should_speak", d->should_speak);
   cJSON_AddStringToObject(ev, "response", d->response ? d->response : "");
   cJSON_AddStringToObject(ev, "lang", d->lang);
+  if (d->addressed_me) cJSON_AddBoolToObject(ev, "addressed_me", 1);
+  if (d->yield) cJSON_AddBoolToObject(ev, "yield", 1);
   cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
   if (stt_ms >= 0) cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
   cJSON_AddNumberToObject(lat, "brain", (double)(int)(brain_ms * 100) / 100);
@@ -193,7 +275,13 @@ static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_a
   r->speech_end_ns = speech_end_ns;
   r->stt_ms = stt_ms;
   r->brain_ms = brain_ms;
-  enqueue_reply(a, r);
+  r->trigger = a->event_seq;
+  r->addressed_me = d->addressed_me;
+  r->yield = d->yield;
+  snprintf(r->voice, sizeof r->voice, "%s", d->voice);
+  r->rate = d->rate;
+  r->pitch = d->pitch;
+  *out = r;
 }
 
 /* ---------------------------------------------------------------- TTS */
@@ -310,10 +398,12 @@ static void speak_next(kmk_agent *a) {
   j->reply_id = r->id;
   j->use_flite = v && strcmp(v->engine, "flite") == 0;
   snprintf(j->voice_name, sizeof j->voice_name, "%s",
-           v ? v->voice : (strcmp(r->lang, "ru") == 0 ? "ru" : "en-us"));
-  /* persona rate is words per minute (0 = default, ~175), pitch 0..100 (0 = default, ~50) */
-  j->voice.rate_pct = v && v->rate > 0 ? (v->rate - 175) * 100 / 175 : 0;
-  j->voice.pitch_pct = v && v->pitch > 0 ? v->pitch - 50 : 0;
+           r->voice[0] ? r->voice : v ? v->voice : (strcmp(r->lang, "ru") == 0 ? "ru" : "en-us"));
+  /* persona rate is words per minute (0 = default, ~175), pitch 0..100 (0 = default, ~50);
+     a decision's voice overrides win */
+  int rate = r->rate > 0 ? r->rate : v ? v->rate : 0, pitch = r->pitch > 0 ? r->pitch : v ? v->pitch : 0;
+  j->voice.rate_pct = rate > 0 ? (rate - 175) * 100 / 175 : 0;
+  j->voice.pitch_pct = pitch > 0 ? pitch - 50 : 0;
   j->base.run = tts_run;
   j->base.done = tts_done;
   a->tts_submit_ns = uv_hrtime();
@@ -371,8 +461,10 @@ static void barge_in(kmk_agent *a, const char *who) {
   char *h = strndup(r->text, heard);
   cJSON_AddStringToObject(ev, "heard", h ? h : "");
   free(h);
-  emit(a, ev);
-  finish_reply(a, "interrupted");
+  kmk_eventlog_write(a->o.log, ev);
+  finish_reply(a, "interrupted"); /* bot_speech (complete = false) first, then the heard part */
+  to_personas(a, ev, 0, -1);
+  cJSON_Delete(ev);
 }
 
 /* ---------------------------------------------------------------- STT */
@@ -547,8 +639,13 @@ void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
 
 /* ---------------------------------------------------------------- audio out */
 
+static void maybe_tick(kmk_agent *a);
+
 const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
-  if (a->state != BOT_SPEAKING) return NULL;
+  if (a->state != BOT_SPEAKING) {
+    maybe_tick(a);
+    return NULL;
+  }
   const kmk_out_frame *f = kmk_audio_out_pop(a->out);
   if (f) {
     if (!a->audio_started) {
@@ -566,10 +663,60 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
       emit(a, ev);
     }
     a->frames_sent++;
+    maybe_tick(a);
     return f;
   }
   if (a->tts_finished) finish_reply(a, "done");
+  maybe_tick(a);
   return NULL;
+}
+
+/* ---------------------------------------------------------------- ticks and hot reload */
+
+static void on_tick_due(uv_timer_t *t) {
+  kmk_agent *a = t->data;
+  cJSON *ev = kmk_event_new(now(a), "tick", NULL);
+  to_personas_ex(a, ev, 0, -1, 1); /* not logged: one a second, only deciding ones show */
+  cJSON_Delete(ev);
+}
+
+/* Called from the frame pull: arms the zero timer once the timeline passed the next second. */
+static void maybe_tick(kmk_agent *a) {
+  if (!a->any_on_tick || !a->tick_timer) return;
+  double t = now(a);
+  if (t + 1e-9 < a->next_tick_t) return;
+  a->next_tick_t = floor(t) + 1.0;
+  uv_timer_start(a->tick_timer, on_tick_due, 0, 0);
+}
+
+static void update_on_tick(kmk_agent *a) {
+  a->any_on_tick = 0;
+  for (size_t p = 0; p < a->n_personas; p++)
+    if (a->personas[p].info->has_on_tick) a->any_on_tick = 1;
+}
+
+static void on_persona_changed(void *ud) {
+  persona_slot *ps = ud;
+  kmk_agent *a = ps->a;
+  char err[1024], before[64];
+  snprintf(before, sizeof before, "%s", ps->info->name);
+  uint64_t t0 = uv_hrtime();
+  int rc = kmk_brain_reload(ps->brain, err, sizeof err);
+  double ms = ms_since(t0);
+  cJSON *ev = kmk_event_new(now(a), "persona_reload", ps->info->name);
+  cJSON_AddStringToObject(ev, "persona", ps->info->name);
+  cJSON_AddStringToObject(ev, "file", kmk_brain_path(ps->brain));
+  cJSON_AddBoolToObject(ev, "ok", rc == 0);
+  if (rc != 0) {
+    cJSON_AddStringToObject(ev, "error", err);
+    ps->reload_failures++;
+  } else {
+    ps->reloads++;
+    if (strcmp(before, ps->info->name) != 0) cJSON_AddStringToObject(ev, "was", before);
+  }
+  cJSON_AddNumberToObject(ev, "ms", round(ms * 100) / 100);
+  emit(a, ev);
+  if (rc == 0) update_on_tick(a);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -585,6 +732,8 @@ int kmk_agent_busy(const kmk_agent *a) {
     if (s->in_speech) return 1;
   return 0;
 }
+
+static void free_handle(uv_handle_t *h) { free(h); }
 
 kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
   kmk_agent *a = calloc(1, sizeof *a);
@@ -608,8 +757,24 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
     a->personas[p].brain = kmk_brain_new(&bo, err, errlen);
     if (!a->personas[p].brain) goto fail;
     a->personas[p].info = kmk_brain_persona(a->personas[p].brain);
+    a->personas[p].a = a;
     a->n_personas++;
+    if (!o->no_watch) {
+      a->personas[p].watch = kmk_file_watch_new(o->loop, o->persona_paths[p], RELOAD_DEBOUNCE_MS,
+                                                on_persona_changed, &a->personas[p]);
+      if (!a->personas[p].watch)
+        KMK_WARN("agent", "cannot watch %s: edits will not be reloaded", o->persona_paths[p]);
+    }
   }
+  update_on_tick(a);
+  a->next_tick_t = 1.0;
+  a->tick_timer = calloc(1, sizeof *a->tick_timer);
+  if (!a->tick_timer) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  uv_timer_init(o->loop, a->tick_timer);
+  a->tick_timer->data = a;
   /* The recognizer learns every persona's name and wake words. */
   const char *words[32];
   size_t nw = 0;
@@ -676,7 +841,11 @@ void kmk_agent_free(kmk_agent *a) {
     free(a->current->text);
     free(a->current);
   }
-  for (size_t p = 0; p < a->n_personas; p++) kmk_brain_free(a->personas[p].brain);
+  for (size_t p = 0; p < a->n_personas; p++) {
+    kmk_file_watch_free(a->personas[p].watch); /* handles close on the loop's next run */
+    kmk_brain_free(a->personas[p].brain);
+  }
+  if (a->tick_timer) uv_close((uv_handle_t *)a->tick_timer, free_handle);
   kmk_stt_sphinx_free(a->stt);
   kmk_audio_out_free(a->out);
   free(a);

@@ -28,10 +28,31 @@ M.MAX_PENDING = 4
 local Agent = {}
 Agent.__index = Agent
 
+local function deep_copy(v, depth)
+  if type(v) ~= "table" then return v end
+  depth = (depth or 0) + 1
+  if depth > 32 then error("state nested deeper than 32 levels") end
+  local c = {}
+  for k, x in pairs(v) do c[deep_copy(k, depth)] = deep_copy(x, depth) end
+  return c
+end
+M.deep_copy = deep_copy
+
+-- The conversation state that outlives a reload (handed over by export_state/import_state):
+--   users[name]     per-user memory: facts a persona keeps about a speaker (ctx.memory)
+--   state           the persona's own state (ctx.state), seeded from the persona's `state`
+--   muted[name]     true: that user's words are kept in the window but never answered
+--   cooldown_until  timeline second before which unsolicited replies are held back
+--   lang            the language switched to (nil = follow the speaker)
+local function new_store(n)
+  return {users = {}, state = deep_copy(n.state or {}), muted = {}, cooldown_until = 0, lang = nil}
+end
+
 local function new_checked(n)
   return setmetatable({
     persona = n,
     window = window.new(n.context_size),
+    store = new_store(n),
     pending = {}, -- request_id -> ctx, at most MAX_PENDING
     pending_order = {},
   }, Agent)
@@ -105,6 +126,13 @@ function Agent:context(entry)
     persona = p.source,
     seed = seed,
   }
+  local store = self.store
+  if store.lang and entry.kind ~= "say" then ctx.lang = self:supported_lang(store.lang) end
+  ctx.state = store.state
+  ctx.memory = self:user(entry.speaker)
+  ctx.user = function(name) return self:user(name) end
+  ctx.muted = function(name) return store.muted[kmk.lower(tostring(name))] == true end
+  ctx.cooldown = math.max(0, store.cooldown_until - kmk.now())
   ctx.pick = function(list) return text.pick(list, seed) end
   ctx.has = function(...)
     for _, ph in ipairs({...}) do
@@ -138,8 +166,93 @@ function Agent:rules_decision(ctx, why)
   elseif type(d) ~= "table" then
     error("rules(ctx) must return nil, a string or a decision table (got " .. type(d) .. ")")
   end
+  d = self:apply(d, ctx) -- a language switch applies to this reply too
   d.lang = d.lang or ctx.lang
   if d.should_speak and d.addressed == nil then d.addressed = ctx.speaker end
+  return d
+end
+
+--- A hook (on_tick, on_event) that returns nil | string | decision -> action | nil
+function Agent:hook_action(d, ctx)
+  if d == nil then return nil end
+  if type(d) == "string" then d = {thought = "hook", should_speak = true, response = d}
+  elseif type(d) ~= "table" then error("a hook must return nil, a string or a decision table") end
+  if d.should_speak == nil then d.should_speak = d.response ~= nil and d.response ~= "" end
+  d.thought = d.thought or "hook"
+  d = self:apply(d, ctx)
+  d.lang = d.lang or ctx.lang
+  return {kind = "decision", decision = d}
+end
+
+--- Events that are not conversation lines: ticks and stage events (speech_start, speech_end,
+--- interrupted, ...) go to the persona's on_tick / on_event hooks when it defines them.
+function Agent:on_other(ev)
+  local p = self.persona
+  local ty = ev.type
+  if ty == "interrupted" and type(ev.speaker) == "string"
+    and kmk.lower(ev.speaker) == kmk.lower(p.name) then
+    -- the part of our reply that was heard replaces the full text in the window
+    for k = 1, math.min(3, self.window:len()) do
+      local e = self.window:last(k)
+      if e.kind == "self" then
+        e.heard, e.interrupted = type(ev.heard) == "string" and ev.heard or "", true
+        break
+      end
+    end
+  end
+  local hook = ty == "tick" and p.on_tick or p.on_event
+  if not hook then return nil end
+  local entry = {t = tonumber(ev.t) or kmk.now(), kind = ty,
+                 speaker = type(ev.speaker) == "string" and ev.speaker or nil, text = ""}
+  local ctx = self:context(entry)
+  ctx.event = ev
+  if ty == "tick" then return self:hook_action(hook(ctx), ctx) end
+  return self:hook_action(hook(ev, ctx), ctx)
+end
+
+--- The memory table of one user (created on first use); nil for no user.
+function Agent:user(name)
+  if type(name) ~= "string" or name == "" or name == "someone" then return nil end
+  local users = self.store.users
+  local m = users[name]
+  if not m then
+    m = {}
+    users[name] = m
+  end
+  return m
+end
+
+--- Applies a decision's actions to the store and the speaking policy; returns the decision.
+--- Actions (all optional): cooldown = seconds, mute = name | {names}, unmute = name | {names},
+--- language = code (switch; false = follow the speaker again), yield = bool.
+function Agent:apply(d, ctx)
+  local store, policy = self.store, self.persona.policy
+  local function names(v)
+    if type(v) == "string" then return {v} end
+    if type(v) == "table" then return v end
+    return {}
+  end
+  for _, n in ipairs(names(d.mute)) do store.muted[kmk.lower(tostring(n))] = true end
+  for _, n in ipairs(names(d.unmute)) do store.muted[kmk.lower(tostring(n))] = nil end
+  if d.language == false then store.lang = nil
+  elseif type(d.language) == "string" then
+    store.lang = self:supported_lang(d.language)
+    if d.should_speak and not d.lang then d.lang = store.lang end
+  end
+  d.mute, d.unmute, d.language = nil, nil, nil
+  d.addressed_me = ctx and ctx.addressed or false
+  if d.yield == nil then d.yield = policy.yield end
+  local now = kmk.now()
+  if d.should_speak and not d.addressed_me and now < store.cooldown_until then
+    d.thought = "cooling down (" .. string.format("%.1f", store.cooldown_until - now)
+      .. " s left); would have said: " .. tostring(d.response)
+    d.should_speak, d.response = false, ""
+  end
+  if d.should_speak then
+    local cd = tonumber(d.cooldown) or policy.cooldown
+    if cd and cd > 0 then store.cooldown_until = math.max(store.cooldown_until, now + cd) end
+  end
+  d.cooldown = nil
   return d
 end
 
@@ -161,7 +274,7 @@ end
 --- on_event(ev, request_id) -> action | nil
 function Agent:on_event(ev, request_id)
   local kind = self:classify(ev)
-  if not kind then return nil end
+  if not kind then return self:on_other(ev) end
   local entry = {
     t = tonumber(ev.t) or kmk.now(),
     kind = kind == "bot" and "say" or kind,
@@ -186,6 +299,7 @@ function Agent:on_event(ev, request_id)
   if kind == "bot" then return nil end
   if kind == "self" or kind == "leave" then return nil end
   if kind == "say" and text.normalize(entry.text) == "" then return nil end
+  if kind == "say" and self.store.muted[kmk.lower(entry.speaker)] then return nil end
   local ctx = self:context(entry)
   if self:llm_on() and request_id then
     self:remember(request_id, ctx)
@@ -218,6 +332,7 @@ function Agent:on_llm(request_id, decision, err, fallback)
     if self.persona.after_llm then
       decision = self.persona.after_llm(decision, ctx) or decision
     end
+    decision = self:apply(decision, ctx)
   end
   return {kind = "decision", decision = decision}
 end
@@ -245,15 +360,64 @@ function M.agent() return current end
 
 --- export_state() -> plain data handed to the next state on a hot reload
 function M.export_state()
-  return {version = 1, window = current.window:items()}
+  local st = current.store
+  local muted = {}
+  for n in pairs(st.muted) do muted[#muted + 1] = n end
+  return {version = 2, window = current.window:items(), users = st.users, state = st.state,
+          muted = muted, cooldown_until = st.cooldown_until, lang = st.lang}
 end
 
---- import_state(s): takes over the window (the newest entries if the new window is smaller)
+--- import_state(s): takes over the window (the newest entries if the new window is smaller),
+--- the per-user memory, the persona state, mutes, the cooldown and a switched language.
 function M.import_state(s)
-  if type(s) ~= "table" or s.version ~= 1 or type(s.window) ~= "table" then return end
+  if type(s) ~= "table" or (s.version ~= 1 and s.version ~= 2) or type(s.window) ~= "table" then
+    return
+  end
   for _, e in ipairs(s.window) do
     if type(e) == "table" and type(e.kind) == "string" then current.window:push(e) end
   end
+  if s.version < 2 then return end
+  local st = current.store
+  if type(s.users) == "table" then
+    for name, m in pairs(s.users) do
+      if type(name) == "string" and type(m) == "table" then st.users[name] = m end
+    end
+  end
+  -- the running state wins over the file's seed (a reload must not reset a shop's stock);
+  -- keys the new file adds are kept from the seed
+  if type(s.state) == "table" then
+    for k, v in pairs(s.state) do st.state[k] = v end
+  end
+  if type(s.muted) == "table" then
+    for _, n in ipairs(s.muted) do if type(n) == "string" then st.muted[n] = true end end
+  end
+  st.cooldown_until = tonumber(s.cooldown_until) or 0
+  st.lang = type(s.lang) == "string" and current:supported_lang(s.lang) or nil
+end
+
+--- dry_run() -> {ok = true} | {error = "file:line: message"}: the new persona's hooks on the
+--- current window (its last line, and a tick if it has on_tick); every effect is rolled back.
+function M.dry_run()
+  local a = current
+  local saved_store, saved_items = deep_copy(a.store), deep_copy(a.window:items())
+  local ok, err = pcall(function()
+    for k = 1, a.window:len() do
+      local e = a.window:last(k)
+      if e.kind == "say" then
+        a:rules_decision(a:context(e))
+        break
+      end
+    end
+    if a.persona.on_tick then
+      local ctx = a:context({t = kmk.now(), kind = "tick", text = ""})
+      a:hook_action(a.persona.on_tick(ctx), ctx)
+    end
+  end)
+  a.store = saved_store
+  a.window = window.new(a.persona.context_size)
+  for _, e in ipairs(saved_items) do a.window:push(e) end
+  if not ok then return {error = tostring(err)} end
+  return {ok = true}
 end
 
 return M

@@ -11,6 +11,14 @@
 --   rules           function(ctx) -> nil | string | {should_speak, response, thought, lang}
 --                   the offline decision (no LLM); see scripts/meta/kmk.lua for ctx
 --   after_llm       function(decision, ctx) -> decision   optional post-processing
+--   policy          {cooldown = seconds (0), may_interrupt = bool (false), yield = bool (false)}
+--                   cooldown: after speaking, unsolicited replies wait this long (being called by
+--                   name always answers); yield: speak only when no other persona wants the floor
+--   moderation      {banned_words = {strings}, max_talk_s = seconds, ...}: data for the hooks
+--   state           table: the persona's initial state (ctx.state); survives reloads
+--   on_tick         function(ctx) -> nil | string | decision   once a second (timeline)
+--   on_event        function(ev, ctx) -> nil | string | decision   stage events: speech_start,
+--                   speech_end (duration_s), interrupted (heard), ...
 --
 -- check(p) returns the normalised persona, or nil, field, message (C turns the field into a
 -- file:line). Runs inside the sandbox (module "persona").
@@ -22,7 +30,7 @@ local M = {}
 local KNOWN = {
   name = true, languages = true, wake_words = true, voices = true, context_size = true,
   max_reply_chars = true, prompt = true, rules = true, after_llm = true, description = true,
-  data = true,
+  data = true, policy = true, moderation = true, state = true, on_tick = true, on_event = true,
 }
 
 M.DEFAULT_PROMPT = [[
@@ -121,7 +129,53 @@ function M.check(p)
   if p.after_llm ~= nil and type(p.after_llm) ~= "function" then
     return nil, "after_llm", "'after_llm' must be a function(decision, ctx)"
   end
+  for _, hook in ipairs({"on_tick", "on_event"}) do
+    if p[hook] ~= nil and type(p[hook]) ~= "function" then
+      return nil, hook, "'" .. hook .. "' must be a function"
+    end
+  end
+  local policy = p.policy == nil and {} or p.policy
+  if type(policy) ~= "table" then
+    return nil, "policy", "'policy' must be a table {cooldown, may_interrupt, yield}"
+  end
+  if policy.cooldown ~= nil and (type(policy.cooldown) ~= "number" or policy.cooldown < 0
+      or policy.cooldown > 3600) then
+    return nil, "policy", "policy.cooldown must be a number of seconds 0..3600"
+  end
+  for _, k in ipairs({"may_interrupt", "yield"}) do
+    if policy[k] ~= nil and type(policy[k]) ~= "boolean" then
+      return nil, "policy", "policy." .. k .. " must be true or false"
+    end
+  end
+  local mod = p.moderation
+  if mod ~= nil then
+    if type(mod) ~= "table" then
+      return nil, "moderation", "'moderation' must be a table (e.g. {banned_words = {...}})"
+    end
+    if mod.banned_words ~= nil then
+      if not is_list(mod.banned_words) then
+        return nil, "moderation", "moderation.banned_words must be a list of strings"
+      end
+      for _, w in ipairs(mod.banned_words) do
+        if type(w) ~= "string" or text.normalize(w) == "" then
+          return nil, "moderation", "moderation.banned_words entries must be non-empty strings"
+        end
+      end
+    end
+    if mod.max_talk_s ~= nil and (type(mod.max_talk_s) ~= "number" or mod.max_talk_s <= 0) then
+      return nil, "moderation", "moderation.max_talk_s must be a positive number of seconds"
+    end
+  end
+  if p.state ~= nil and type(p.state) ~= "table" then
+    return nil, "state", "'state' must be a table (the persona's initial state)"
+  end
   return {
+    policy = {cooldown = policy.cooldown or 0, may_interrupt = policy.may_interrupt == true,
+              yield = policy.yield == true},
+    moderation = mod or {},
+    state = p.state,
+    on_tick = p.on_tick,
+    on_event = p.on_event,
     name = p.name,
     languages = p.languages,
     wake_words = wake_norm,
@@ -141,6 +195,7 @@ function M.info(n)
   return {
     name = n.name, languages = n.languages, wake_words = n.wake_words, voices = n.voices,
     context_size = n.context_size, max_reply_chars = n.max_reply_chars,
+    has_on_tick = n.on_tick ~= nil, may_interrupt = n.policy.may_interrupt,
   }
 end
 

@@ -115,6 +115,8 @@ static void fill_info(kmk_persona_info *pi, const cJSON *info) {
   const cJSON *mr = cJSON_GetObjectItem(info, "max_reply_chars");
   pi->context_size = cJSON_IsNumber(cs) ? cs->valueint : 15;
   pi->max_reply_chars = cJSON_IsNumber(mr) ? (size_t)mr->valuedouble : KMK_DECISION_DEFAULT_MAX_REPLY;
+  pi->has_on_tick = cJSON_IsTrue(cJSON_GetObjectItem(info, "has_on_tick"));
+  pi->may_interrupt = cJSON_IsTrue(cJSON_GetObjectItem(info, "may_interrupt"));
 }
 
 /* Builds and self-checks a complete state: scripts, persona, brain.init(). On success *vm_out
@@ -219,9 +221,22 @@ int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen) {
   kmk_lua_set_now(vm, kmk_lua_now(b->vm));
   int rc = state ? kmk_lua_invoke(vm, "brain", "import_state", args, NULL, msg, sizeof msg) : 0;
   cJSON_Delete(args);
+  const char *what = "the new scripts could not import the state";
+  if (rc == 0) {
+    /* dry run: the new persona's hooks on the current window (effects rolled back in Lua) */
+    cJSON *res = NULL;
+    rc = kmk_lua_invoke(vm, "brain", "dry_run", NULL, &res, msg, sizeof msg);
+    const cJSON *e = rc == 0 ? cJSON_GetObjectItem(res, "error") : NULL;
+    if (cJSON_IsString(e)) {
+      snprintf(msg, sizeof msg, "%s", e->valuestring);
+      rc = -1;
+    }
+    cJSON_Delete(res);
+    what = "dry run on the current window failed";
+  }
   if (rc != 0) {
     first_line(msg);
-    set_err(err, errlen, "reload: the new scripts could not import the state: %s", msg, "");
+    set_err(err, errlen, "%s: %s", msg, what);
     KMK_WARN(BRAIN_TAG, "%s", err ? err : "reload failed");
     kmk_lua_free(vm);
     return KMK_BRAIN_ESCRIPT;
@@ -234,6 +249,8 @@ int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen) {
 }
 
 const kmk_persona_info *kmk_brain_persona(const kmk_brain *b) { return &b->info; }
+
+const char *kmk_brain_path(const kmk_brain *b) { return b ? b->persona_path : NULL; }
 
 const kmk_voice_info *kmk_persona_voice(const kmk_persona_info *p, const char *lang) {
   if (!p || p->n_voices == 0) return NULL;

@@ -196,6 +196,20 @@ int kmk_decision_from_json(const cJSON *obj, size_t max_reply, const char *lang_
     }
     out->addressed = dup_n(ad->valuestring, n);
   }
+  /* floor and voice hints (set by the scripts, never by an LLM's text: brain.lua rebuilds them) */
+  int b;
+  const cJSON *am = field(obj, "addressed_me", NULL), *yl = field(obj, "yield", NULL);
+  if (am && parse_bool(am, &b) == 0) out->addressed_me = b;
+  if (yl && parse_bool(yl, &b) == 0) out->yield = b;
+  const cJSON *vo = field(obj, "voice", NULL);
+  if (cJSON_IsObject(vo)) {
+    const cJSON *vn = cJSON_GetObjectItem(vo, "voice"), *vr = cJSON_GetObjectItem(vo, "rate"),
+                *vp = cJSON_GetObjectItem(vo, "pitch");
+    if (cJSON_IsString(vn) && strlen(vn->valuestring) < sizeof out->voice)
+      snprintf(out->voice, sizeof out->voice, "%s", vn->valuestring);
+    if (cJSON_IsNumber(vr) && vr->valuedouble >= 50 && vr->valuedouble <= 500) out->rate = vr->valueint;
+    if (cJSON_IsNumber(vp) && vp->valuedouble >= 0 && vp->valuedouble <= 100) out->pitch = vp->valueint;
+  }
   return 0;
 }
 

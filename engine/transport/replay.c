@@ -61,7 +61,11 @@ typedef struct {
   int finished;
   int timed_out;
   size_t agent_frames;
+  /* real time: pacing of the ticks (a tick more than LATE_MS after its deadline is late) */
+  uint64_t late_ticks, late_max_ns;
 } replay;
+
+#define LATE_MS 10 /* half a frame: later than this and a jitter buffer may run dry */
 
 static double timeline(void *ud) {
   replay *r = ud;
@@ -215,8 +219,12 @@ static void on_tick(uv_timer_t *h) {
     uv_timer_start(&r->timer, on_tick, 0, 0);
     return;
   }
-  uint64_t due = kmk_pacer_due(&r->pacer, uv_hrtime());
+  uint64_t deadline = kmk_pacer_next_deadline(&r->pacer), t_now = uv_hrtime();
+  uint64_t due = kmk_pacer_due(&r->pacer, t_now);
   for (uint64_t i = 0; i < due; i++) {
+    uint64_t d_i = deadline + i * TICK_MS * 1000000ull, late = t_now > d_i ? t_now - d_i : 0;
+    if (late > r->late_max_ns) r->late_max_ns = late;
+    if (late > LATE_MS * 1000000ull) r->late_ticks++;
     if (should_end(r)) {
       replay_stop(r);
       return;
@@ -310,6 +318,16 @@ int kmk_replay_run(const kmk_replay_opts *o_in, const kmk_config *cfg, char *err
     cJSON *ev = kmk_event_new(timeline(&r), "error", NULL);
     cJSON_AddStringToObject(ev, "stage", "replay");
     cJSON_AddStringToObject(ev, "message", "agent still busy long after the last track ended");
+    kmk_eventlog_write(r.log, ev);
+    cJSON_Delete(ev);
+  }
+  if (!o.fast) {
+    cJSON *ev = kmk_event_new(timeline(&r), "replay_stats", NULL);
+    cJSON_AddNumberToObject(ev, "ticks", (double)r.tick);
+    cJSON_AddNumberToObject(ev, "late_ticks", (double)r.late_ticks);
+    cJSON_AddNumberToObject(ev, "late_max_ms", round((double)r.late_max_ns / 1e4) / 100);
+    cJSON_AddNumberToObject(ev, "skipped_frames", (double)r.pacer.skipped);
+    cJSON_AddNumberToObject(ev, "late_limit_ms", LATE_MS);
     kmk_eventlog_write(r.log, ev);
     cJSON_Delete(ev);
   }

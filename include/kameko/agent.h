@@ -13,6 +13,11 @@
  *     LISTENING ──decision.should_speak──> SPEAKING ──last frame pulled──> LISTENING
  *         ^                                   │ human speech_start (barge-in)
  *         └──────── INTERRUPTED <─────────────┘ (TTS cancelled, queue cleared, persona told)
+ *
+ * Several personas share the floor through the arbiter in agent.c (addressed by name first,
+ * yielding replies dropped when another wants the floor). Each persona file is watched and
+ * hot-reloaded (events "persona_reload"); personas with on_tick get a "tick" event per second.
+ * kmk_agent_free closes handles (file watchers, the tick timer): run the loop once afterwards.
  */
 #ifndef KAMEKO_AGENT_H
 #define KAMEKO_AGENT_H
@@ -37,6 +42,7 @@ typedef struct {
   const char *scripts_dir;
   double (*now)(void *ud); /* timeline clock, seconds */
   void *now_ud;
+  int no_watch; /* 1: do not watch the persona files (no hot reload) */
 } kmk_agent_opts;
 
 /* Returns NULL with err (naming the file and line for a broken persona). */

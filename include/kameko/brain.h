@@ -35,6 +35,11 @@ typedef struct {
   char *response;    /* trimmed, capped at the persona's max reply length; "" when silent */
   char lang[8];      /* "en", "ru", ...: language of the response */
   char *addressed;   /* speaker the reply is for, or NULL */
+  /* floor and voice (all optional; zero = default) */
+  int addressed_me;  /* the trigger called this persona by name: it gets the floor first */
+  int yield;         /* speak only if no other persona wants the floor */
+  char voice[64];    /* voice name override for this reply ("" = the persona's voice) */
+  int rate, pitch;   /* overrides: words/min, 0..100 (0 = the persona's) */
 } kmk_decision;
 
 /* decision.c ------------------------------------------------------------------------------- */
@@ -79,6 +84,8 @@ typedef struct {
   kmk_voice_info voices[KMK_PERSONA_MAX_LANGS];
   int context_size;                           /* events kept in the window */
   size_t max_reply_chars;
+  int has_on_tick;                            /* defines on_tick: gets "tick" events */
+  int may_interrupt;                          /* policy.may_interrupt (reserved) */
 } kmk_persona_info;
 
 typedef enum { KMK_ACTION_NONE = 0, KMK_ACTION_DECISION, KMK_ACTION_LLM } kmk_action_kind;
@@ -121,6 +128,21 @@ void kmk_brain_set_llm_available(kmk_brain *b, int available);
 int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen);
 void kmk_brain_action_clear(kmk_brain_action *a);
 void kmk_brain_free(kmk_brain *b);
+
+/* watch.c: a debounced watcher of one file (fs events on its directory, so saves by rename are
+ * seen; a burst of events within debounce_ms -> one callback on the loop thread). The watcher owns
+ * two handles; kmk_file_watch_free closes them and frees the struct in the close callbacks, so the
+ * loop must run once more afterwards. NULL if the directory cannot be watched. */
+struct uv_loop_s;
+typedef struct kmk_file_watch kmk_file_watch;
+typedef void (*kmk_file_watch_cb)(void *ud);
+kmk_file_watch *kmk_file_watch_new(struct uv_loop_s *loop, const char *path, unsigned debounce_ms,
+                                   kmk_file_watch_cb cb, void *ud);
+void kmk_file_watch_free(kmk_file_watch *w);
+uint64_t kmk_file_watch_changes(const kmk_file_watch *w);
+
+/* The persona's file path (as given to kmk_brain_new). */
+const char *kmk_brain_path(const kmk_brain *b);
 
 /* Loads the engine-side scripts (in dependency order) into v as modules. Used by kmk_brain_new
  * and by the Lua spec runner. */
