@@ -318,6 +318,7 @@ struct kmk_llm_req {
   int busy, zombie;          /* inside our http callbacks / freed when they return */
   int dropped_format;        /* a 400 made us retry without response_format */
   int stream_err;          /* error decided while streaming */
+  int stream_code;         /* the mid-stream error object's numeric code, 0 when none */
   char finish_reason[24];
   char msg[256];
   int prompt_tokens, completion_tokens;
@@ -524,10 +525,14 @@ static void read_usage(kmk_llm_req *r, const cJSON *root) {
   if (cJSON_IsNumber(c)) r->completion_tokens = c->valueint;
 }
 
-static int err_code_to_net(const cJSON *err) {
+/* Mid-stream: 401/402 (key, credits) disable the provider; 403 there is a moderation verdict on
+ * this request only, so it fails the request without disabling anything. */
+static int err_code_to_net(const cJSON *err, int *code_out) {
   const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
   int c = cJSON_IsNumber(code) ? code->valueint : 0;
-  if (c == 401 || c == 402 || c == 403) return KMK_NET_EAUTH;
+  *code_out = c;
+  if (c == 401 || c == 402) return KMK_NET_EAUTH;
+  if (c == 403) return KMK_NET_EHTTP;
   if (c == 429) return KMK_NET_ERATELIMIT;
   return KMK_NET_ESERVER;
 }
@@ -551,7 +556,7 @@ static int on_event(void *ud, const char *data, size_t len) {
     char m[200] = "";
     error_message_from_json(err, m, sizeof m);
     snprintf(r->msg, sizeof r->msg, "mid-stream error: %s", m[0] ? m : "(no message)");
-    r->stream_err = err_code_to_net(err);
+    r->stream_err = err_code_to_net(err, &r->stream_code);
     snprintf(r->finish_reason, sizeof r->finish_reason, "error");
     cJSON_Delete(root);
     return 1;
@@ -693,7 +698,7 @@ static int http_data_in(kmk_llm_req *r, const kmk_http_resp *resp, const char *d
     int e = rc < 0 ? rc : (r->stream_err ? r->stream_err : KMK_NET_EPROTO);
     if (rc < 0) snprintf(r->msg, sizeof r->msg, "event stream too large or malformed");
     if (e == KMK_NET_EAUTH) {
-      r->l->fatal = 403;
+      r->l->fatal = r->stream_code;
       snprintf(r->l->fatal_msg, sizeof r->l->fatal_msg, "LLM provider disabled: %s", r->msg);
     }
     if (!(e == KMK_NET_ESERVER && maybe_retry(r, e, -1))) finish_req(r, e);

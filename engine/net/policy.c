@@ -92,3 +92,27 @@ double kmk_backoff_ms(int attempt, double base_ms, double max_ms, double rnd) {
   d *= 0.8 + 0.4 * (rnd < 0 ? 0 : rnd >= 1 ? 0.999 : rnd);
   return d;
 }
+
+double kmk_parse_duration_s(const char *v) {
+  if (!v) return -1;
+  double total = 0;
+  int any = 0;
+  const char *p = v;
+  while (*p == ' ') p++;
+  while (*p) {
+    char *end;
+    double x = strtod(p, &end);
+    if (end == p || !isfinite(x) || x < 0) return -1;
+    p = end;
+    if (p[0] == 'm' && p[1] == 's') x /= 1000, p += 2;
+    else if (*p == 'h') x *= 3600, p++;
+    else if (*p == 'm') x *= 60, p++;
+    else if (*p == 's') p++;
+    else if (*p == 0 && !any) { /* a bare number: seconds */ }
+    else return -1;
+    total += x;
+    any = 1;
+    while (*p == ' ' || *p == '\r' || *p == '\n') p++;
+  }
+  return any ? total : -1;
+}

@@ -289,6 +289,8 @@ static void done_in(kmk_groq_req *r, int err, const kmk_http_resp *resp) {
       double ras = -1;
       if (kmk_http_header(resp, "retry-after", ra, sizeof ra) == 0)
         ras = kmk_http_parse_retry_after(ra, (double)time(NULL));
+      else if (st == 429 && kmk_http_header(resp, "x-ratelimit-reset-requests", ra, sizeof ra) == 0)
+        ras = kmk_parse_duration_s(ra); /* no Retry-After: Groq's own reset hint */
       int e = st == 429 ? KMK_NET_ERATELIMIT : KMK_NET_ESERVER;
       if (maybe_retry(r, e, ras)) return;
       finish(r, e, st, NULL, NULL, 0, NULL, 0);

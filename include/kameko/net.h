@@ -62,6 +62,8 @@ int kmk_http_status_retryable(long status);
 /* Parses a Retry-After value ("3", "1.5", or an HTTP date relative to now_unix). Returns seconds
  * (>= 0) or -1 when absent/unparseable. */
 double kmk_http_parse_retry_after(const char *value, double now_unix);
+/* Groq's x-ratelimit-reset-* durations: "7.66s", "2m59.56s", "1h2m3s", "250ms" -> seconds, or -1. */
+double kmk_parse_duration_s(const char *value);
 /* An HTTP date ("Sun, 06 Nov 1994 08:49:37 GMT") as unix seconds, or -1. */
 double kmk_http_date_to_unix(const char *value);
 /* Backoff before retry number `attempt` (1-based): base_ms * 2^(attempt-1), capped at max_ms,

@@ -168,6 +168,16 @@ static void test_failures(void) {
   CHECK_EQ_INT(a.attempts, 2);
   CHECK(env_close(&e));
 
+  /* 429 with only Groq's x-ratelimit-reset-requests: 1.2s */
+  env_init(&e, "g3:429reset,ok", NULL, NULL);
+  res r3 = {0};
+  uint64_t t0 = uv_hrtime();
+  CHECK_EQ_INT(run(&e, "en", &r3), 0);
+  CHECK_EQ_INT(r3.err, 0);
+  CHECK_EQ_INT(r3.attempts, 2);
+  CHECK((uv_hrtime() - t0) / 1e6 >= 1150);
+  CHECK(env_close(&e));
+
   kmk_cloud_policy pol = {.backoff_base_ms = 20, .stall_ms = 3000, .max_retries = 2};
   env_init(&e, "g2:500,503,ok", NULL, &pol);
   res b = {0};

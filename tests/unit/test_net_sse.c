@@ -108,6 +108,14 @@ static void test_retry_policy(void) {
   CHECK(kmk_backoff_ms(2, 100, 1000, 0.0) >= 160 - 1e-6);
   CHECK(kmk_backoff_ms(2, 100, 1000, 0.999) <= 240 + 1e-6);
   CHECK(strcmp(kmk_net_strerror(KMK_NET_ESTALLED), "stalled") == 0);
+  CHECK_NEAR(kmk_parse_duration_s("7.66s"), 7.66, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("2m59.56s"), 179.56, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("1h2m3s"), 3723, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("250ms"), 0.25, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("12"), 12, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("x"), -1, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s("5q"), -1, 1e-9);
+  CHECK_NEAR(kmk_parse_duration_s(""), -1, 1e-9);
 }
 
 int main(void) {

@@ -26,7 +26,7 @@ const vm = require('vm');
 const { WebSocketServer } = require('ws');
 
 const MODES = {
-  stt: 'ok ru hallu_en hallu_ru lowconf repeat silence 401 403 429 500 503 stall malformed slow',
+  stt: 'ok ru hallu_en hallu_ru lowconf repeat silence 401 403 429 429reset 500 503 stall malformed slow',
   llm: 'ok crlf json 401 402 403 429 429long 500 503 midstream_or midstream_lone stall truncate ' +
        'nodone malformed slowfirst noformat',
   tts: 'ok skew 403 503 closenoaudio stall badframe',
@@ -100,6 +100,11 @@ function commonFailure(mode, res, service) {
   if (map[mode]) {
     const h = mode === '503' ? { 'Retry-After': '0' } : {};
     sendJson(res, Number(mode), errBody(Number(mode), map[mode][0], map[mode][1]), h);
+    return true;
+  }
+  if (mode === '429reset') { // Groq style without Retry-After: only the reset hint
+    sendJson(res, 429, errBody(429, 'Rate limit reached for requests', 'rate_limit'),
+      { 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '1.2s' });
     return true;
   }
   if (mode === '429' || mode === '429long') {
