@@ -112,3 +112,61 @@ int kmk_tts_espeak_synth(const char *text, const kmk_tts_voice *v, kmk_tts_chunk
   else if (rc == KMK_SPEECH_ESTOPPED) set_err(err, errlen, "espeak: stopped by the consumer");
   return rc;
 }
+
+/* espeak-ng English phoneme names -> CMU phones (pocketsphinx en-us set). Unlisted names (glottal
+ * stops, syllabic markers) are dropped. */
+static const struct {
+  const char *es, *cmu;
+} ES2CMU[] = {
+    {"a", "AE"},   {"a#", "AE"},    {"aa", "AA"},  {"A:", "AA"},  {"A@", "AA R"}, {"A", "AA"},
+    {"@", "AH"},   {"@-", "AH"},    {"@2", "AH"},  {"@5", "AH"},  {"@L", "AH L"}, {"3", "ER"},
+    {"3:", "ER"},  {"V", "AH"},     {"E", "EH"},   {"E2", "EH"},  {"e@", "EH R"}, {"eI", "EY"},
+    {"I", "IH"},   {"I2", "IH"},    {"I#", "IH"},  {"i", "IY"},   {"i:", "IY"},   {"i@", "IY R"},
+    {"i@3", "IY R"}, {"0", "AA"},   {"O", "AO"},   {"O:", "AO"},  {"O@", "AO R"}, {"o@", "AO R"},
+    {"oU", "OW"},  {"OI", "OY"},    {"U", "UH"},   {"u:", "UW"},  {"U@", "UH R"}, {"aI", "AY"},
+    {"aU", "AW"},  {"aI@", "AY ER"}, {"aI3", "AY ER"}, {"aU@", "AW ER"}, {"b", "B"}, {"d", "D"},
+    {"d#", "D"},   {"D", "DH"},     {"dZ", "JH"},  {"f", "F"},    {"g", "G"},     {"h", "HH"},
+    {"j", "Y"},    {"k", "K"},      {"l", "L"},    {"m", "M"},    {"n", "N"},     {"n-", "N"},
+    {"N", "NG"},   {"p", "P"},      {"r", "R"},    {"r-", "R"},   {"s", "S"},     {"S", "SH"},
+    {"t", "T"},    {"t#", "T"},     {"tS", "CH"},  {"T", "TH"},   {"v", "V"},     {"w", "W"},
+    {"z", "Z"},    {"Z", "ZH"},     {"x", "K"},    {"l-", "L"},   {"m-", "M"},
+};
+
+int kmk_tts_espeak_phones(const char *word, const char *voice, char *out, size_t outlen) {
+  if (!word || !*word || !out || !outlen) return KMK_SPEECH_EINVAL;
+  pthread_mutex_lock(&g_mu);
+  if (g_rate_hz == 0) {
+    int hz = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, ESPEAK_BUF_MS, NULL,
+                               espeakINITIALIZE_DONT_EXIT);
+    g_rate_hz = hz > 0 ? hz : -1;
+    if (hz > 0) espeak_SetSynthCallback(synth_cb);
+  }
+  if (g_rate_hz < 0 || espeak_SetVoiceByName(voice ? voice : "en-us") != EE_OK) {
+    pthread_mutex_unlock(&g_mu);
+    return KMK_SPEECH_EINVAL;
+  }
+  const void *p = word;
+  /* ASCII phoneme names, '_' between phonemes. */
+  const char *ph = espeak_TextToPhonemes(&p, espeakCHARS_UTF8, ('_' << 8));
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", ph ? ph : "");
+  pthread_mutex_unlock(&g_mu);
+  size_t len = 0;
+  int n = 0;
+  out[0] = '\0';
+  for (char *save = NULL, *tok = strtok_r(buf, "_ \n", &save); tok;
+       tok = strtok_r(NULL, "_ \n", &save)) {
+    while (*tok == '\'' || *tok == ',' || *tok == '%' || *tok == '=') tok++;
+    const char *cmu = NULL;
+    for (size_t i = 0; i < sizeof ES2CMU / sizeof ES2CMU[0] && !cmu; i++)
+      if (!strcmp(tok, ES2CMU[i].es)) cmu = ES2CMU[i].cmu;
+    if (!cmu) continue;
+    size_t l = strlen(cmu);
+    if (len + l + 2 > outlen) return KMK_SPEECH_EINVAL;
+    if (len) out[len++] = ' ';
+    memcpy(out + len, cmu, l + 1);
+    len += l;
+    n += 1 + (strchr(cmu, ' ') != NULL);
+  }
+  return n > 0 ? n : KMK_SPEECH_EINVAL;
+}

@@ -182,3 +182,48 @@ int kmk_tts_flite_synth(const char *text, const kmk_tts_voice *v, kmk_tts_chunk_
   else if (rc == KMK_SPEECH_ESTOPPED) set_err(err, errlen, "flite: stopped by the consumer");
   return rc;
 }
+
+/* Forward declaration: exported by libflite_cmulex, not declared in an installed header. */
+cst_lexicon *cmu_lex_init(void);
+
+int kmk_tts_flite_lts(const char *word, char *out, size_t outlen) {
+  if (!word || !out || !outlen || !*word || has_cyrillic(word)) return KMK_SPEECH_EINVAL;
+  char lower[64];
+  size_t k = 0;
+  for (const unsigned char *p = (const unsigned char *)word; *p; p++) {
+    if (*p >= 0x80) return KMK_SPEECH_EINVAL;
+    if (isalpha(*p) && k < sizeof lower - 1) lower[k++] = (char)tolower(*p);
+  }
+  lower[k] = '\0';
+  if (!k) return KMK_SPEECH_EINVAL;
+  pthread_mutex_lock(&g_mu);
+  init_once();
+  cst_lexicon *lex = cmu_lex_init();
+  cst_val *ph = lex ? lex_lookup(lex, lower, NULL, NULL) : NULL;
+  int n = 0;
+  size_t len = 0;
+  out[0] = '\0';
+  for (const cst_val *v = ph; v && n >= 0; v = val_cdr(v)) {
+    const char *p = val_string(val_car(v));
+    char up[8];
+    size_t l = 0;
+    for (; p[l] && l < sizeof up - 1 && !isdigit((unsigned char)p[l]); l++)
+      up[l] = (char)toupper((unsigned char)p[l]);
+    up[l] = '\0';
+    if (!l || !strcmp(up, "PAU")) continue;
+    /* flite's phone set has two the pocketsphinx model lacks. */
+    if (!strcmp(up, "AX")) memcpy(up, "AH", 3), l = 2;
+    else if (!strcmp(up, "AXR")) memcpy(up, "ER", 3), l = 2;
+    if (len + l + 2 > outlen) {
+      n = KMK_SPEECH_EINVAL;
+      break;
+    }
+    if (len) out[len++] = ' ';
+    memcpy(out + len, up, l + 1);
+    len += l;
+    n++;
+  }
+  if (ph) delete_val(ph);
+  pthread_mutex_unlock(&g_mu);
+  return n > 0 ? n : KMK_SPEECH_EINVAL;
+}

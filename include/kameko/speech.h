@@ -51,7 +51,8 @@ typedef struct {
   const char *hmm_dir;  /* acoustic model; NULL = /usr/share/pocketsphinx/model/en-us/en-us */
   const char *dict;     /* NULL = /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict */
   const char *lm;       /* NULL = /usr/share/pocketsphinx/model/en-us/en-us.lm.bin */
-  double kws_threshold; /* keyword-spotting threshold (probability, e.g. 1e-20); 0 = default */
+  double kws_threshold; /* keyword-spotter threshold (0 = 1e-30, the middle of the measured window) */
+  double kw_lm_weight;  /* unigram weight of keywords in the LM (0 = 1000, measured window) */
 } kmk_stt_sphinx_opts;
 
 /* opts may be NULL (all defaults). Returns NULL and fills err when a model file is missing or the
@@ -67,12 +68,14 @@ int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n
                               const char *lang_hint, const atomic_int *cancel,
                               kmk_transcript *out, char *err, size_t errlen);
 
-/* Sets the names / wake words to spot (replaces the previous set; n = 0 clears it). Words may be
- * Latin or Cyrillic, one word each (no spaces), at most 32. Each gets a pronunciation (cmudict if
- * the lowercase spelling is a dictionary word, otherwise kmk_g2p) and is spotted in a keyword
- * search that runs alongside the language-model search on every utterance; a detection replaces
- * the LM words it overlaps in time and is written with the spelling given here. Returns 0 or a
- * negative error (nothing changed on error). Strings are copied. */
+/* Sets the names / wake words to recognise (replaces the previous set; n = 0 clears it). Words may
+ * be Latin or Cyrillic, one word each (no spaces), at most 32. Each gets pronunciations (cmudict
+ * if the word is English, else kmk_g2p plus English readings), joins the language model as a
+ * unigram and is also spotted by a keyword search run on the same audio; a name appears in the
+ * transcript, spelled as given here, only when both agree (see stt_sphinx.c). Returns 0 or a
+ * negative error (nothing changed on error). Strings are copied. Each call adds dictionary
+ * entries that are never removed (a few bytes per variant): call it on persona changes, not per
+ * utterance. */
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n);
 
 /* ---- grapheme-to-phoneme -------------------------------------------------------------------- */
@@ -82,6 +85,17 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
  * space-separated phone string into out. Returns the number of phones (> 0), or KMK_SPEECH_EINVAL
  * when the word has no letters it can pronounce or out is too small. Pure; any thread. */
 int kmk_g2p(const char *word, char *out, size_t outlen);
+
+/* How flite's English lexicon and letter-to-sound rules read a word (lowercased, ASCII letters
+ * only), as CMU phones without stress: the pronunciation an English reader is likely to use for a
+ * foreign name ("kameko" -> something like "K AE M EH K OW"). Same return convention as kmk_g2p.
+ * Takes the flite mutex; any thread. */
+int kmk_tts_flite_lts(const char *word, char *out, size_t outlen);
+
+/* How espeak-ng's rules for `voice` (NULL = "en-us") read a word, mapped to CMU phones without
+ * stress ("kameko" -> "K AE M IY K OW"). Same return convention as kmk_g2p. Takes the espeak
+ * mutex; any thread. */
+int kmk_tts_espeak_phones(const char *word, const char *voice, char *out, size_t outlen);
 
 /* ---- TTS ------------------------------------------------------------------------------------ */
 

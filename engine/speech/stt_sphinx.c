@@ -1,0 +1,608 @@
+/* stt_sphinx.c - offline STT provider on pocketsphinx (en-US), with name / wake-word recognition.
+ *
+ * Owns: per instance, two pocketsphinx decoders, a sphinxbase front end and the keyword table.
+ *   lm  - the language-model decoder (Debian's en-us model + en-us.lm.bin + cmudict).
+ *   kws - created by the first kmk_stt_sphinx_set_keywords: same acoustic model and dictionary, a
+ *         keyword-spotting search over the persona names.
+ *   fe  - computes each utterance's cepstral mean (see utterance_cmn).
+ *
+ * Names and wake words ("Kameko", "Камеко") are not English words; the plain en-US LM hears
+ * "can make a". Design, measured by tests/unit/test_stt_keywords.c:
+ *   1. Pronunciations: cmudict if the word is English, else up to three variants: the rule-based
+ *      kmk_g2p reading (K AA M EH K OW) and two English letter-to-sound readings (flite cmulex
+ *      K AE M EY K OW, espeak-ng en-us K AE M IY K OW). Each variant is a dictionary word
+ *      "k<gen>w<i>v<j>" in both decoders.
+ *   2. The LM decoder gets the variants as unigrams with weight kw_lm_weight, so the name competes
+ *      with every English word sequence, in context: "Kameko what time is it" beats "can nato what
+ *      time is it", while "I can make coffee" stays English.
+ *   3. The keyword spotter runs on the same audio at the same time (kws_threshold) and acts as an
+ *      acoustic veto: a name the LM chose is kept only if the spotter also fired on an overlapping
+ *      stretch (the name beat a free phone loop there); otherwise it is dropped (agree()).
+ *   Output uses the caller's spelling. Spotting alone (splicing every spotter hit into the LM
+ *   words) was tried first: all flite hits but false alarms on "I can make coffee", "the camel can
+ *   make it", at every threshold that kept the hits; the LM context is what separates them.
+ * Both decoders get the same audio in 50 ms chunks (cancel is checked between chunks); a fresh
+ * stream per utterance keeps frame numbers aligned.
+ * Threads: one request at a time per instance, on any (worker) thread; blocking.
+ *
+ * Confidence: with -bestpath on, ps_get_prob() computes word posteriors on the lattice; each
+ * word's posterior is exp(ps_seg_prob), the probability mass of all lattice paths through that
+ * word at that time. The transcript confidence is the mean word posterior (names included, they
+ * are LM words too); 0 for empty text. It is a decoder-internal posterior, not a calibrated
+ * probability of correctness: on clean synthetic speech correct sentences score ~0.7-1.0,
+ * garbled ones ~0.0-0.5.
+ *
+ * Logging: sphinxbase's global log callback is replaced once by err_cb, which forwards errors and
+ * warnings to our log (warnings at debug level) and drops pocketsphinx's chatty info output.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pocketsphinx.h>
+#include <sphinxbase/cmn.h>
+#include <sphinxbase/err.h>
+#include <sphinxbase/fe.h>
+#include <sphinxbase/feat.h>
+#include <sphinxbase/ngram_model.h>
+
+#include "kameko/log.h"
+#include "kameko/speech.h"
+
+#define TAG "stt.sphinx"
+#define MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
+#define FEED 800 /* samples per ps_process_raw call: 50 ms at 16 kHz */
+#define MAX_KW 32
+#define MAX_VARIANTS 4
+#define DEFAULT_KWS_THRESHOLD 1e-30 /* measured window on the test sets: ~1e-40 .. 1e-20 */
+#define DEFAULT_KW_LM_WEIGHT 1000.0  /* measured window: ~100 .. 10000 */
+
+typedef struct {
+  char *spelling; /* as the caller gave it */
+  char dictname[16]; /* "kmkkwN" (+ "(v)" for variants in the dict) */
+} keyword;
+
+struct kmk_stt_sphinx {
+  ps_decoder_t *lm, *kws;
+  char hmm[512], dict[512];
+  double kws_threshold, kw_lm_weight;
+  keyword kw[MAX_KW];
+  size_t nkw;
+  mfcc_t cmninit[32]; /* the model's initial cepstral mean (-cmninit) */
+  int ncmninit;
+  fe_t *fe;           /* our own front end (same parameters) for the utterance's cepstral mean */
+};
+
+/* ---- logging ---------------------------------------------------------------------------------- */
+
+static void err_cb(void *ud, err_lvl_t lvl, const char *fmt, ...) {
+  if (lvl < ERR_WARN) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  size_t l = strlen(buf);
+  while (l && (buf[l - 1] == '\n' || buf[l - 1] == ' ')) buf[--l] = '\0';
+  if (!l) return;
+  if (lvl == ERR_WARN) KMK_DEBUG(TAG, "pocketsphinx: %s", buf);
+  else KMK_ERR(TAG, "pocketsphinx: %s", buf);
+}
+
+static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
+static void log_init(void) {
+  err_set_logfp(NULL); /* also silences the config tables printed straight to the log file */
+  err_set_callback(err_cb, NULL);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+void kmk_transcript_clear(kmk_transcript *t) {
+  if (!t) return;
+  free(t->text);
+  memset(t, 0, sizeof *t);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* ---- decoders --------------------------------------------------------------------------------- */
+
+static ps_decoder_t *make_decoder(const kmk_stt_sphinx *s, const char *lm, const char *keyphrase) {
+  cmd_ln_t *cfg;
+  if (lm)
+    cfg = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", s->hmm, "-dict", s->dict, "-lm", lm, NULL);
+  else
+    cfg = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", s->hmm, "-dict", s->dict, "-keyphrase",
+                      keyphrase, NULL);
+  if (!cfg) return NULL;
+  ps_decoder_t *ps = ps_init(cfg);
+  cmd_ln_free_r(cfg); /* ps_init retained it */
+  return ps;
+}
+
+static int file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+kmk_stt_sphinx *kmk_stt_sphinx_new(const kmk_stt_sphinx_opts *opts, char *err, size_t errlen) {
+  pthread_once(&g_log_once, log_init);
+  const char *hmm = opts && opts->hmm_dir ? opts->hmm_dir : MODEL_DIR "/en-us";
+  const char *dict = opts && opts->dict ? opts->dict : MODEL_DIR "/cmudict-en-us.dict";
+  const char *lm = opts && opts->lm ? opts->lm : MODEL_DIR "/en-us.lm.bin";
+  char mdef[600];
+  snprintf(mdef, sizeof mdef, "%s/mdef", hmm);
+  const char *missing = !file_exists(mdef) ? mdef : !file_exists(dict) ? dict
+                        : !file_exists(lm) ? lm : NULL;
+  if (missing) {
+    set_err(err, errlen,
+            "pocketsphinx model file missing: %s (install pocketsphinx-en-us or set the model "
+            "paths)", missing);
+    KMK_ERR(TAG, "model file missing: %s", missing);
+    return NULL;
+  }
+  kmk_stt_sphinx *s = calloc(1, sizeof *s);
+  if (!s) {
+    set_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  snprintf(s->hmm, sizeof s->hmm, "%s", hmm);
+  snprintf(s->dict, sizeof s->dict, "%s", dict);
+  s->kws_threshold = opts && opts->kws_threshold > 0 ? opts->kws_threshold : DEFAULT_KWS_THRESHOLD;
+  s->kw_lm_weight = opts && opts->kw_lm_weight > 0 ? opts->kw_lm_weight : DEFAULT_KW_LM_WEIGHT;
+  s->lm = make_decoder(s, lm, NULL);
+  if (!s->lm) {
+    set_err(err, errlen, "pocketsphinx failed to load the model from %s", hmm);
+    free(s);
+    return NULL;
+  }
+  s->fe = fe_init_auto_r(ps_get_config(s->lm));
+  if (!s->fe) {
+    set_err(err, errlen, "pocketsphinx front end failed to start");
+    kmk_stt_sphinx_free(s);
+    return NULL;
+  }
+  const char *ci = cmd_ln_str_r(ps_get_config(s->lm), "-cmninit");
+  while (ci && *ci && s->ncmninit < 32) {
+    char *end;
+    double x = strtod(ci, &end);
+    if (end == ci) break;
+    s->cmninit[s->ncmninit++] = (mfcc_t)x;
+    ci = *end == ',' ? end + 1 : end;
+  }
+  return s;
+}
+
+void kmk_stt_sphinx_free(kmk_stt_sphinx *s) {
+  if (!s) return;
+  if (s->lm) ps_free(s->lm);
+  if (s->kws) ps_free(s->kws);
+  if (s->fe) fe_free(s->fe);
+  for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
+  free(s);
+}
+
+/* ---- keywords --------------------------------------------------------------------------------- */
+
+/* Pronunciation variants of one keyword, deduplicated, at most MAX_VARIANTS: the cmudict entry
+ * when the word is English; otherwise the rule-based kmk_g2p reading (how the owner of a name
+ * like "Kameko" says it) plus, for Latin spellings, the readings of two independent English
+ * letter-to-sound rule sets, flite's cmulex and espeak-ng's en-us (how English speakers who only
+ * saw the name written tend to say it: "K AE M EY K OW", "K AE M IY K OW"). */
+typedef struct {
+  char p[MAX_VARIANTS][256];
+  int n;
+} variants;
+
+static void add_variant(variants *v, const char *pron) {
+  for (int i = 0; i < v->n; i++)
+    if (!strcmp(v->p[i], pron)) return;
+  if (v->n < MAX_VARIANTS) snprintf(v->p[v->n++], sizeof v->p[0], "%s", pron);
+}
+
+static int pronounce(kmk_stt_sphinx *s, const char *w, variants *v) {
+  char lower[80], buf[256];
+  size_t k = 0;
+  int ascii = 1;
+  for (; w[k] && k < sizeof lower - 1; k++) {
+    unsigned char c = (unsigned char)w[k];
+    if (c >= 0x80) ascii = 0;
+    lower[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  lower[k] = '\0';
+  v->n = 0;
+  char *dictpron = ascii ? ps_lookup_word(s->lm, lower) : NULL;
+  if (dictpron) {
+    add_variant(v, dictpron);
+    free(dictpron);
+    return 0;
+  }
+  if (kmk_g2p(w, buf, sizeof buf) > 0) add_variant(v, buf);
+  if (ascii && kmk_tts_flite_lts(w, buf, sizeof buf) > 0) add_variant(v, buf);
+  if (ascii && kmk_tts_espeak_phones(w, "en-us", buf, sizeof buf) > 0) add_variant(v, buf);
+  return v->n ? 0 : KMK_SPEECH_EINVAL;
+}
+
+/* Adds a keyword variant to the LM decoder: first to the language model as a unigram with weight
+ * kw_lm_weight (ps_add_word alone adds it with weight 1, which the LM then almost never picks),
+ * then to its dictionary. */
+static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron) {
+  ngram_model_t *lm = ps_get_lm(s->lm, ps_get_search(s->lm));
+  if (lm) ngram_model_add_word(lm, name, (float32)s->kw_lm_weight);
+  return ps_add_word(s->lm, name, pron, 1);
+}
+
+static unsigned g_kw_generation; /* dictionary words cannot be removed: each set gets new names */
+
+int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n) {
+  if (!s || (n && !words) || n > MAX_KW) return KMK_SPEECH_EINVAL;
+  /* Pronunciations first, so that nothing changes on a bad word. */
+  variants *pron = calloc(n ? n : 1, sizeof *pron);
+  if (!pron) return KMK_SPEECH_ENOMEM;
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    const char *w = words[i];
+    if (!w || !*w || strpbrk(w, " \t\r\n") || strlen(w) > 64) rc = KMK_SPEECH_EINVAL;
+    else if ((rc = pronounce(s, w, &pron[i]))) KMK_WARN(TAG, "cannot pronounce keyword \"%s\"", w);
+  }
+  if (rc) {
+    free(pron);
+    return rc;
+  }
+  if (n && !s->kws) {
+    s->kws = make_decoder(s, NULL, "go");
+    if (!s->kws) {
+      free(pron);
+      KMK_ERR(TAG, "cannot start the keyword-spotting decoder");
+      return KMK_SPEECH_EENGINE;
+    }
+  }
+  unsigned gen = ++g_kw_generation;
+  keyword kw[MAX_KW];
+  memset(kw, 0, sizeof kw);
+  char path[] = "/tmp/kmk-kws-XXXXXX";
+  FILE *f = NULL;
+  if (n) {
+    int fd = mkstemp(path);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+      if (fd >= 0) close(fd);
+      free(pron);
+      return KMK_SPEECH_EENGINE;
+    }
+  }
+  for (size_t i = 0; i < n && !rc; i++) {
+    snprintf(kw[i].dictname, sizeof kw[i].dictname, "k%uw%zu", gen % 100000u, i);
+    for (int j = 0; j < pron[i].n && !rc; j++) {
+      char name[32];
+      snprintf(name, sizeof name, "%sv%d", kw[i].dictname, j);
+      if (ps_add_word(s->kws, name, pron[i].p[j], 1) < 0 ||
+          lm_add(s, name, pron[i].p[j]) < 0) {
+        rc = KMK_SPEECH_EENGINE;
+        break;
+      }
+      KMK_DEBUG(TAG, "keyword \"%s\" variant %d = %s", words[i], j, pron[i].p[j]);
+      fprintf(f, "%s /%g/\n", name, s->kws_threshold);
+    }
+    kw[i].spelling = strdup(words[i]);
+    if (!kw[i].spelling) rc = KMK_SPEECH_ENOMEM;
+  }
+  if (f) {
+    fclose(f);
+    if (!rc && (ps_set_kws(s->kws, "names", path) < 0 || ps_set_search(s->kws, "names") < 0))
+      rc = KMK_SPEECH_EENGINE;
+    unlink(path);
+  }
+  free(pron);
+  if (rc) {
+    for (size_t i = 0; i < n; i++) free(kw[i].spelling);
+    KMK_ERR(TAG, "setting keywords failed (%d)", rc);
+    return rc;
+  }
+  for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
+  memcpy(s->kw, kw, sizeof kw);
+  s->nkw = n;
+  return 0;
+}
+
+/* ---- transcription ---------------------------------------------------------------------------- */
+
+typedef struct {
+  char *word; /* owned */
+  int sf, ef;
+  double post; /* posterior, 0..1 */
+  int is_kw;
+} tword;
+
+typedef struct {
+  tword *v;
+  size_t n, cap;
+} tlist;
+
+static int tl_push(tlist *l, const char *w, size_t wl, int sf, int ef, double post, int is_kw) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    tword *v = realloc(l->v, cap * sizeof *v);
+    if (!v) return KMK_SPEECH_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  char *c = malloc(wl + 1);
+  if (!c) return KMK_SPEECH_ENOMEM;
+  memcpy(c, w, wl);
+  c[wl] = '\0';
+  l->v[l->n++] = (tword){c, sf, ef, post, is_kw};
+  return 0;
+}
+
+static void tl_free(tlist *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->v[i].word);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+/* Real words only: drops <s>, </s>, <sil>, [NOISE], ...; strips "(2)" variant suffixes. */
+static size_t word_len(const char *w) {
+  if (!w || w[0] == '<' || w[0] == '[' || w[0] == '+') return 0;
+  const char *p = strchr(w, '(');
+  return p ? (size_t)(p - w) : strlen(w);
+}
+
+static const keyword *find_kw(const kmk_stt_sphinx *s, const char *w, size_t wl) {
+  for (size_t i = 0; i < s->nkw; i++) {
+    size_t bl = strlen(s->kw[i].dictname);
+    if (wl > bl && w[bl] == 'v' && !strncmp(w, s->kw[i].dictname, bl)) return &s->kw[i];
+  }
+  return NULL;
+}
+
+/* Keywords of earlier sets stay in the LM (words cannot be removed) but are never output. */
+static int is_old_kw(const char *w, size_t wl) {
+  size_t i = 0;
+  if (wl < 6 || w[i++] != 'k') return 0;
+  const char *seps = "wv";
+  for (int part = 0; part < 3; part++) {
+    if (i >= wl || w[i] < '0' || w[i] > '9') return 0;
+    while (i < wl && w[i] >= '0' && w[i] <= '9') i++;
+    if (part < 2 && (i >= wl || w[i++] != seps[part])) return 0;
+  }
+  return i == wl;
+}
+
+static int collect_lm(const kmk_stt_sphinx *s, ps_decoder_t *ps, tlist *out) {
+  logmath_t *lmath = ps_get_logmath(ps);
+  (void)ps_get_prob(ps); /* computes lattice posteriors for ps_seg_prob */
+  int rc = 0;
+  for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
+    const char *w = ps_seg_word(seg);
+    size_t wl = word_len(w);
+    if (!wl) continue;
+    int sf, ef;
+    int32 a, l, b;
+    ps_seg_frames(seg, &sf, &ef);
+    double post = logmath_exp(lmath, ps_seg_prob(seg, &a, &l, &b));
+    if (post > 1) post = 1;
+    KMK_DEBUG(TAG, "lm word %.*s %d-%d post %.2f", (int)wl, w, sf, ef, post);
+    const keyword *k = find_kw(s, w, wl);
+    if (k) rc = tl_push(out, k->spelling, strlen(k->spelling), sf, ef, post, 1);
+    else if (!is_old_kw(w, wl)) rc = tl_push(out, w, wl, sf, ef, post, 0);
+    if (rc) {
+      ps_seg_free(seg);
+      break;
+    }
+  }
+  return rc;
+}
+
+/* Keyword detections, at most one per overlapping stretch (the earliest-listed wins). */
+static int collect_kws(kmk_stt_sphinx *s, tlist *out) {
+  int rc = 0;
+  for (ps_seg_t *seg = ps_seg_iter(s->kws); seg; seg = ps_seg_next(seg)) {
+    const char *w = ps_seg_word(seg);
+    size_t wl = word_len(w);
+    int sf, ef;
+    int32 a, l, b;
+    ps_seg_frames(seg, &sf, &ef);
+    int32 prob = ps_seg_prob(seg, &a, &l, &b);
+    const keyword *k = find_kw(s, w, wl);
+    if (!k) continue;
+    KMK_DEBUG(TAG, "keyword %s (%s) detected at frames %d-%d, score %d", k->spelling, w, sf, ef,
+              (int)prob);
+    int dup = 0;
+    for (size_t i = 0; i < out->n; i++)
+      if (sf <= out->v[i].ef && ef >= out->v[i].sf) dup = 1;
+    if (dup) continue;
+    if ((rc = tl_push(out, k->spelling, strlen(k->spelling), sf, ef, 0, 1))) {
+      ps_seg_free(seg);
+      break;
+    }
+  }
+  return rc;
+}
+
+/* Agreement: a keyword the LM search put in its transcript (it competed there with every English
+ * word sequence, in context) is kept only when the keyword spotter also detected it at an
+ * overlapping time (acoustically better than a free phone loop). Unconfirmed LM keywords are
+ * dropped; spotter detections the LM did not choose are ignored. */
+static int agree(tlist *lm, tlist *kws, tlist *out) {
+  int rc = 0;
+  for (size_t i = 0; i < lm->n && !rc; i++) {
+    tword *w = &lm->v[i];
+    if (w->is_kw) {
+      int ok = 0;
+      for (size_t k = 0; k < kws->n; k++)
+        if (w->sf <= kws->v[k].ef && w->ef >= kws->v[k].sf) ok = 1;
+      if (!ok) {
+        KMK_DEBUG(TAG, "LM keyword %s at %d-%d not confirmed by the spotter: dropped", w->word,
+                  w->sf, w->ef);
+        continue;
+      }
+    }
+    rc = tl_push(out, w->word, strlen(w->word), w->sf, w->ef, w->post, w->is_kw);
+  }
+  return rc;
+}
+
+static int is_silent(const int16_t *pcm, size_t n) {
+  double sum = 0;
+  for (size_t i = 0; i < n; i++) sum += (double)pcm[i] * pcm[i];
+  return sqrt(sum / (double)n) < 8.0; /* ~ -72 dBFS: digital silence or dither only */
+}
+
+static int feed(kmk_stt_sphinx *s, const int16_t *pcm, size_t n, const atomic_int *cancel) {
+  int use_kws = s->kws && s->nkw;
+  for (size_t off = 0; off < n; off += FEED) {
+    if (cancel && atomic_load(cancel)) return KMK_SPEECH_ECANCELED;
+    size_t m = n - off < FEED ? n - off : FEED;
+    if (ps_process_raw(s->lm, pcm + off, m, FALSE, FALSE) < 0) return KMK_SPEECH_EENGINE;
+    if (use_kws && ps_process_raw(s->kws, pcm + off, m, FALSE, FALSE) < 0)
+      return KMK_SPEECH_EENGINE;
+  }
+  return 0;
+}
+
+/* Cepstral mean normalisation. The en-us model was trained with batch CMN (the mean of each whole
+ * utterance), but audio fed in chunks makes sphinxbase switch to live CMN, whose running mean
+ * starts from wherever the previous utterance (often another speaker) left it. We have the whole
+ * utterance, so compute its mean over the speech frames with our own front end and start both
+ * decoders from it: results match batch CMN closely and never depend on earlier utterances.
+ * Falls back to the model's -cmninit for very short input. */
+static int utterance_cmn(kmk_stt_sphinx *s, const int16_t *pcm, size_t n, mfcc_t *mean,
+                         const atomic_int *cancel) {
+  int veclen = fe_get_output_size(s->fe);
+  if (veclen > 32 || veclen > s->ncmninit) return -1;
+  enum { NF = 64 };
+  mfcc_t cepbuf[NF][32];
+  mfcc_t *rows[NF];
+  for (int i = 0; i < NF; i++) rows[i] = cepbuf[i];
+  double sum[32] = {0};
+  long frames = 0;
+  fe_start_stream(s->fe);
+  fe_start_utt(s->fe);
+  const int16 *p = pcm;
+  size_t left = n;
+  while (left) {
+    if (cancel && atomic_load(cancel)) return KMK_SPEECH_ECANCELED;
+    int32 nf = NF;
+    size_t before = left;
+    if (fe_process_frames(s->fe, &p, &left, rows, &nf, NULL) < 0) return -1;
+    for (int f = 0; f < nf; f++, frames++)
+      for (int c = 0; c < veclen; c++) sum[c] += rows[f][c];
+    if (nf == 0 && left == before) break;
+  }
+  int32 nf = 0;
+  fe_end_utt(s->fe, rows[0], &nf);
+  for (int f = 0; f < nf; f++, frames++)
+    for (int c = 0; c < veclen; c++) sum[c] += rows[0][c];
+  for (int c = 0; c < veclen; c++)
+    mean[c] = frames >= 20 ? (mfcc_t)(sum[c] / frames) : s->cmninit[c];
+  return 0;
+}
+
+static void set_cmn(ps_decoder_t *ps, const mfcc_t *mean) {
+  feat_t *fe = ps_get_feat(ps);
+  if (fe && fe->cmn_struct) cmn_live_set(fe->cmn_struct, mean);
+}
+
+int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n,
+                              const char *lang_hint, const atomic_int *cancel,
+                              kmk_transcript *out, char *err, size_t errlen) {
+  if (!s || !out || (n && !pcm16k)) {
+    set_err(err, errlen, "stt: bad arguments");
+    return KMK_SPEECH_EINVAL;
+  }
+  memset(out, 0, sizeof *out);
+  if (lang_hint && *lang_hint && strncmp(lang_hint, "en", 2))
+    KMK_DEBUG(TAG, "language hint \"%s\" ignored: this model is English only", lang_hint);
+  if (cancel && atomic_load(cancel)) {
+    set_err(err, errlen, "stt: cancelled");
+    return KMK_SPEECH_ECANCELED;
+  }
+  double t0 = now_ms();
+  double audio_s = (double)n / 16000.0;
+  if (n == 0 || is_silent(pcm16k, n)) {
+    out->text = strdup("");
+    if (!out->text) return KMK_SPEECH_ENOMEM;
+    snprintf(out->lang, sizeof out->lang, "en-US");
+    out->audio_s = audio_s;
+    out->decode_ms = now_ms() - t0;
+    return 0;
+  }
+  int use_kws = s->kws && s->nkw;
+  /* A fresh stream per utterance: frame numbers start at 0 in both decoders, and with
+   * utterance_cmn a result does not depend on earlier utterances. */
+  mfcc_t mean[32];
+  int crc = utterance_cmn(s, pcm16k, n, mean, cancel);
+  if (crc == KMK_SPEECH_ECANCELED) {
+    set_err(err, errlen, "stt: cancelled");
+    return crc;
+  }
+  ps_start_stream(s->lm);
+  if (crc == 0) set_cmn(s->lm, mean);
+  if (use_kws) {
+    ps_start_stream(s->kws);
+    if (crc == 0) set_cmn(s->kws, mean);
+  }
+  if (ps_start_utt(s->lm) < 0 || (use_kws && ps_start_utt(s->kws) < 0)) {
+    set_err(err, errlen, "stt: pocketsphinx could not start an utterance");
+    return KMK_SPEECH_EENGINE;
+  }
+  int rc = feed(s, pcm16k, n, cancel);
+  ps_end_utt(s->lm);
+  if (use_kws) ps_end_utt(s->kws);
+  if (rc) {
+    set_err(err, errlen, rc == KMK_SPEECH_ECANCELED ? "stt: cancelled" : "stt: decoding failed");
+    return rc;
+  }
+  tlist lm = {0}, kws = {0}, all = {0};
+  rc = collect_lm(s, s->lm, &lm);
+  if (!rc && use_kws) rc = collect_kws(s, &kws);
+  if (!rc) rc = agree(&lm, &kws, &all);
+  size_t len = 1;
+  for (size_t i = 0; i < all.n; i++) len += strlen(all.v[i].word) + 1;
+  char *text = rc ? NULL : malloc(len);
+  double sum = 0;
+  int cnt = 0;
+  if (text) {
+    size_t p = 0;
+    for (size_t i = 0; i < all.n; i++) {
+      size_t wl = strlen(all.v[i].word);
+      if (p) text[p++] = ' ';
+      memcpy(text + p, all.v[i].word, wl);
+      p += wl;
+      if (all.v[i].post >= 0) {
+        sum += all.v[i].post;
+        cnt++;
+      }
+    }
+    text[p] = '\0';
+  } else if (!rc) {
+    rc = KMK_SPEECH_ENOMEM;
+  }
+  tl_free(&lm);
+  tl_free(&kws);
+  tl_free(&all);
+  if (rc) {
+    free(text);
+    set_err(err, errlen, "stt: out of memory");
+    return rc;
+  }
+  out->text = text;
+  snprintf(out->lang, sizeof out->lang, "en-US");
+  out->confidence = text[0] ? (cnt ? (float)(sum / cnt) : 0.5f) : 0.0f;
+  out->audio_s = audio_s;
+  out->decode_ms = now_ms() - t0;
+  return 0;
+}
