@@ -16,7 +16,15 @@
 // Options: --port N (0 = any; the chosen port is printed as "PORT <n>"), --host 127.0.0.1,
 //          --stt-ms, --llm-first-ms, --llm-tps, --tts-first-ms (injected latencies for benches),
 //          --clock-offset S (the TTS server's clock runs S seconds ahead),
-//          --tls-cert F --tls-key F (HTTPS/WSS with that certificate).
+//          --tls-cert F --tls-key F (HTTPS/WSS with that certificate),
+//          --stt-script F: JSON array of transcripts [{text, language?, no_speech_prob?,
+//            avg_logprob?, compression_ratio?}], used in order by requests without a /m/ mode
+//            (the last one repeats) - lets an end-to-end test script what each utterance "said",
+//          --llm-script F: JSON array [{match?, reply}]: the first entry whose `match` occurs in
+//            the request's messages (or that has no match) gives the reply (an object is sent as
+//            its JSON text).
+// Stats: GET /control/stats -> {stt, llm, tts: {requests, with_mode}} (with_mode: requests answered
+//        in an injected mode other than ok) for end-to-end assertions.
 'use strict';
 const http = require('http');
 const https = require('https');
@@ -46,6 +54,11 @@ const LAT = {
   ttsFirst: Number(args['tts-first-ms'] || 0),
 };
 const CLOCK_OFFSET = Number(args['clock-offset'] || 0);
+const STT_SCRIPT = args['stt-script'] ? JSON.parse(fs.readFileSync(args['stt-script'], 'utf8')) : null;
+const LLM_SCRIPT = args['llm-script'] ? JSON.parse(fs.readFileSync(args['llm-script'], 'utf8')) : null;
+let sttScriptPos = 0;
+const stats = { stt: { requests: 0, with_mode: 0 }, llm: { requests: 0, with_mode: 0 },
+  tts: { requests: 0, with_mode: 0 } };
 const TRUSTED = '6A5AA1D4EAFF4E9FB37E23D68491D6F4';
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -190,14 +203,22 @@ async function stt(req, res, mode) {
   if (!field('model')) return sendJson(res, 400, errBody(400, 'model is required', 'invalid_request_error'));
   if (LAT.stt) await sleep(LAT.stt);
   if (mode === 'slow') await sleep(3000);
-  const text = STT_TEXT[mode] !== undefined ? STT_TEXT[mode] : STT_TEXT.ok;
-  const lang = field('language') || (mode === 'ru' || mode === 'hallu_ru' ? 'ru' : 'en');
+  let text = STT_TEXT[mode] !== undefined ? STT_TEXT[mode] : STT_TEXT.ok;
+  let lang = field('language') || (mode === 'ru' || mode === 'hallu_ru' ? 'ru' : 'en');
+  let scripted = null;
+  if (STT_SCRIPT && STT_SCRIPT.length && mode === 'ok') {
+    scripted = STT_SCRIPT[Math.min(sttScriptPos++, STT_SCRIPT.length - 1)];
+    text = ' ' + scripted.text;
+    if (scripted.language) lang = scripted.language;
+  }
   const seg = {
     id: 0, seek: 0, start: 0, end: wav.seconds, text, tokens: [50364, 2425, 50464], temperature: 0,
     avg_logprob: mode === 'lowconf' ? -1.6 : -0.21,
     compression_ratio: mode === 'repeat' ? 3.1 : 1.05,
     no_speech_prob: mode.startsWith('hallu') || mode === 'silence' ? 0.83 : 0.012,
   };
+  if (scripted) for (const k of ['no_speech_prob', 'avg_logprob', 'compression_ratio'])
+    if (typeof scripted[k] === 'number') seg[k] = scripted[k];
   const rf = field('response_format') || 'json';
   const out = rf === 'verbose_json'
     ? { task: 'transcribe', language: lang === 'ru' ? 'russian' : 'english', duration: wav.seconds, text,
@@ -209,6 +230,11 @@ async function stt(req, res, mode) {
 // ---- OpenRouter-like LLM ----------------------------------------------------------------------
 function replyFor(body) {
   const msgs = Array.isArray(body.messages) ? body.messages : [];
+  if (LLM_SCRIPT) {
+    const all = JSON.stringify(msgs);
+    const hit = LLM_SCRIPT.find((e) => !e.match || all.includes(e.match));
+    if (hit) return typeof hit.reply === 'string' ? hit.reply : JSON.stringify(hit.reply);
+  }
   const lastUser = [...msgs].reverse().find((m) => m && m.role === 'user');
   const txt = lastUser && typeof lastUser.content === 'string' ? lastUser.content : '';
   const i = txt.indexOf('ECHO:');
@@ -421,6 +447,10 @@ function refuse(socket, status, text, extra = {}) {
 function onUpgrade(req, socket, head) {
   const { mode, rest } = parseMode(req.url);
   const u = new URL(rest, 'http://x');
+  if (!u.pathname.startsWith('/ws/')) {
+    stats.tts.requests++;
+    if (mode !== 'ok') stats.tts.with_mode++;
+  }
   const q = u.searchParams;
   if (u.pathname === '/ws/echo') return wss.handleUpgrade(req, socket, head, echoSession);
   if (u.pathname === '/ws/403') return refuse(socket, 403, 'Forbidden');
@@ -511,11 +541,20 @@ const server = (tls ? (h) => https.createServer(tls, h) : (h) => http.createServ
   try {
     const u0 = new URL(req.url, 'http://x');
     if (u0.pathname === '/control/last') return sendJson(res, 200, last[u0.searchParams.get('service')] || null);
+    if (u0.pathname === '/control/stats') return sendJson(res, 200, stats);
     if (u0.pathname === '/control/count') return sendJson(res, 200, { count: specCounts.get(u0.searchParams.get('spec')) || 0 });
     const { mode, rest } = parseMode(u0.pathname);
     const query = u0.searchParams;
-    if (req.method === 'POST' && rest.endsWith('/audio/transcriptions')) return await stt(req, res, mode);
-    if (req.method === 'POST' && rest.endsWith('/chat/completions')) return await llm(req, res, mode);
+    if (req.method === 'POST' && rest.endsWith('/audio/transcriptions')) {
+      stats.stt.requests++;
+      if (mode !== 'ok') stats.stt.with_mode++;
+      return await stt(req, res, mode);
+    }
+    if (req.method === 'POST' && rest.endsWith('/chat/completions')) {
+      stats.llm.requests++;
+      if (mode !== 'ok') stats.llm.with_mode++;
+      return await llm(req, res, mode);
+    }
     return await plumbing(req, res, rest, query);
   } catch (e) {
     if (!res.headersSent) sendJson(res, 500, errBody(500, String(e)));
