@@ -58,6 +58,7 @@
 #define MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
 #define FEED 800 /* samples per ps_process_raw call: 50 ms at 16 kHz */
 #define MAX_KW 32
+#define MIN_SAMPLES 1600 /* 100 ms */
 #define MAX_VARIANTS 4
 #define DEFAULT_KWS_THRESHOLD 1e-30 /* measured window on the test sets: ~1e-40 .. 1e-20 */
 #define DEFAULT_KW_LM_WEIGHT 1000.0  /* measured window: ~100 .. 10000 */
@@ -532,7 +533,8 @@ int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n
   }
   double t0 = now_ms();
   double audio_s = (double)n / 16000.0;
-  if (n == 0 || is_silent(pcm16k, n)) {
+  /* Under 100 ms nothing can be a word (and the decoder logs errors on a few frames). */
+  if (n < MIN_SAMPLES || is_silent(pcm16k, n)) {
     out->text = strdup("");
     if (!out->text) return KMK_SPEECH_ENOMEM;
     snprintf(out->lang, sizeof out->lang, "en-US");

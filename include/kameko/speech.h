@@ -63,7 +63,7 @@ void kmk_stt_sphinx_free(kmk_stt_sphinx *s);
 /* Transcribes one finished utterance: 16 kHz mono int16 PCM (borrowed for the call). lang_hint may
  * be NULL; only English is supported, other hints are logged and decoded as English. On success
  * *out is filled (caller clears it with kmk_transcript_clear); on failure *out is left zeroed.
- * Empty or silent input yields text "" and returns 0. */
+ * Empty, silent (RMS below ~-72 dBFS) or < 100 ms input yields text "" and returns 0. */
 int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n,
                               const char *lang_hint, const atomic_int *cancel,
                               kmk_transcript *out, char *err, size_t errlen);
