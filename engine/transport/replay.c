@@ -63,6 +63,7 @@ typedef struct {
   size_t agent_frames;
   /* real time: pacing of the ticks (a tick more than LATE_MS after its deadline is late) */
   uint64_t late_ticks, late_max_ns;
+  double late_at[8]; /* timeline positions of the first late ticks */
 } replay;
 
 #define LATE_MS 10 /* half a frame: later than this and a jitter buffer may run dry */
@@ -224,7 +225,8 @@ static void on_tick(uv_timer_t *h) {
   for (uint64_t i = 0; i < due; i++) {
     uint64_t d_i = deadline + i * TICK_MS * 1000000ull, late = t_now > d_i ? t_now - d_i : 0;
     if (late > r->late_max_ns) r->late_max_ns = late;
-    if (late > LATE_MS * 1000000ull) r->late_ticks++;
+    if (late > LATE_MS * 1000000ull && r->late_ticks++ < 8)
+      r->late_at[r->late_ticks - 1] = timeline(r) + i * TICK_MS / 1000.0;
     if (should_end(r)) {
       replay_stop(r);
       return;
@@ -328,6 +330,9 @@ int kmk_replay_run(const kmk_replay_opts *o_in, const kmk_config *cfg, char *err
     cJSON_AddNumberToObject(ev, "late_max_ms", round((double)r.late_max_ns / 1e4) / 100);
     cJSON_AddNumberToObject(ev, "skipped_frames", (double)r.pacer.skipped);
     cJSON_AddNumberToObject(ev, "late_limit_ms", LATE_MS);
+    cJSON *at = cJSON_AddArrayToObject(ev, "late_at");
+    for (uint64_t i = 0; i < r.late_ticks && i < 8; i++)
+      cJSON_AddItemToArray(at, cJSON_CreateNumber(round(r.late_at[i] * 100) / 100));
     kmk_eventlog_write(r.log, ev);
     cJSON_Delete(ev);
   }

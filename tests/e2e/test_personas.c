@@ -1,0 +1,128 @@
+/* Several personas in one room, through the real replay pipeline (--fast, deterministic): the
+ * shipped Kameko, "Echo" (answers every line, never called by name) and "Shy" (policy.yield: speaks
+ * only when nobody else wants the floor). Alice talks to Bob; Bob calls Kameko by name. Asserts:
+ * every decision names its persona; Kameko answers Bob (addressed_me) and Echo's reply to the same
+ * line is dropped as "not addressed"; Shy always yields; Echo answers Alice; no two voices overlap
+ * (audio_out_start/end intervals) and no voice starts while a person is speaking.
+ */
+#include <sys/stat.h>
+
+#include "test_personas_util.h"
+
+static char tmpdir[256], alice_wav[300], bob_wav[300], echo_lua[300], shy_lua[300], outdir[300];
+
+static const char *ECHO =
+    "return {\n"
+    "  name = \"Echo\", languages = {\"en\"}, wake_words = {\"echo\"},\n"
+    "  voices = {en = {engine = \"flite\", voice = \"kal16\"}},\n"
+    "  rules = function(ctx)\n"
+    "    if ctx.kind == \"say\" then return \"I heard you, \" .. ctx.speaker .. \".\" end\n"
+    "  end,\n"
+    "}\n";
+static const char *SHY =
+    "return {\n"
+    "  name = \"Shy\", languages = {\"en\"}, wake_words = {\"shy\"},\n"
+    "  voices = {en = {engine = \"flite\", voice = \"slt\"}},\n"
+    "  policy = {yield = true},\n"
+    "  rules = function(ctx)\n"
+    "    if ctx.kind == \"say\" then return \"Sorry, may I add something?\" end\n"
+    "  end,\n"
+    "}\n";
+
+static void test_three_personas_share_the_floor(void) {
+  CHECK_EQ_INT(write_file_inplace(echo_lua, ECHO), 0);
+  CHECK_EQ_INT(write_file_inplace(shy_lua, SHY), 0);
+  kmk_config cfg;
+  char err[1024];
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua", echo_lua, shy_lua};
+  kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir, .fast = 1,
+                       .persona_paths = personas, .n_personas = 3,
+                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
+  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
+  CHECK_EQ_INT(rc, 0);
+  kmk_config_free(&cfg);
+
+  pevents e;
+  pevents_load(outdir, &e);
+  int kameko_answered_bob = 0, echo_dropped_for_bob = 0, echo_answered_alice = 0, shy_spoke = 0,
+      shy_yielded = 0, humans = 0;
+  char kameko_reply[512] = "";
+  for (int i = 0; i < e.n; i++) {
+    const cJSON *ev = e.ev[i];
+    const char *sp = pstr(ev, "speaker");
+    if (ptype(ev, "decision")) {
+      const char *p = pstr(ev, "persona");
+      CHECK(strcmp(p, "Kameko") == 0 || strcmp(p, "Echo") == 0 || strcmp(p, "Shy") == 0);
+      CHECK_STR(sp, p);
+      int speak = cJSON_IsTrue(cJSON_GetObjectItem(ev, "should_speak"));
+      if (strcmp(p, "Kameko") == 0 && strcmp(pstr(ev, "to"), "bob") == 0 &&
+          strcmp(pstr(ev, "trigger"), "transcript") == 0 && speak) {
+        kameko_answered_bob++;
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(ev, "addressed_me")));
+        snprintf(kameko_reply, sizeof kameko_reply, "%s", pstr(ev, "response"));
+      }
+    } else if (ptype(ev, "reply_dropped")) {
+      printf("dropped: %s \"%s\" (%s)\n", sp, pstr(ev, "response"), pstr(ev, "reason"));
+      if (strcmp(sp, "Echo") == 0 && strstr(pstr(ev, "response"), "bob") &&
+          strstr(pstr(ev, "reason"), "not addressed"))
+        echo_dropped_for_bob++;
+      if (strcmp(sp, "Shy") == 0) shy_yielded++;
+    } else if (ptype(ev, "audio_out_start")) {
+      printf("%6.2f %s says \"%s\"\n", pnum(ev, "t"), sp, pstr(ev, "text"));
+      CHECK_EQ_INT(humans, 0); /* nobody starts while a person speaks */
+      if (strcmp(sp, "Kameko") == 0 && strcmp(pstr(ev, "text"), kameko_reply) == 0 &&
+          kameko_reply[0])
+        kameko_answered_bob++;
+      if (strcmp(sp, "Echo") == 0 && strstr(pstr(ev, "text"), "alice")) echo_answered_alice++;
+      if (strcmp(sp, "Shy") == 0) shy_spoke++;
+    } else if (ptype(ev, "speech_start")) {
+      humans++;
+    } else if (ptype(ev, "speech_end")) {
+      humans--;
+    }
+  }
+  CHECK_EQ_INT(kameko_answered_bob, 2); /* decided, and its audio went out */
+  CHECK_EQ_INT(echo_dropped_for_bob, 1);
+  CHECK(echo_answered_alice >= 1);
+  CHECK_EQ_INT(shy_spoke, 0);
+  CHECK(shy_yielded >= 2);
+  CHECK(check_no_overlap(&e) >= 2);
+  pevents_free(&e);
+}
+
+int main(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_personas_XXXXXX");
+  if (!mkdtemp(tmpdir)) return 1;
+  snprintf(alice_wav, sizeof alice_wav, "%s/alice.wav", tmpdir);
+  snprintf(bob_wav, sizeof bob_wav, "%s/bob.wav", tmpdir);
+  snprintf(echo_lua, sizeof echo_lua, "%s/echo.lua", tmpdir);
+  snprintf(shy_lua, sizeof shy_lua, "%s/shy.lua", tmpdir);
+  snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
+  pbuf a = {0}, b = {0};
+  pbuf_silence(&a, 6.0);
+  pbuf_silence(&b, 12.0);
+  int rc = pbuf_say(&a, "slt", "Hello Bob. Did you see the game last night?");
+  if (rc == 0) rc = pbuf_say(&b, "kal16", "Kameko, what is your name?");
+  pbuf_silence(&a, 1.0);
+  pbuf_silence(&b, 5.0);
+  if (rc == 0) rc = kmk_wav_write_s16(alice_wav, a.pcm, a.n, 16000, 1);
+  if (rc == 0) rc = kmk_wav_write_s16(bob_wav, b.pcm, b.n, 16000, 1);
+  free(a.pcm);
+  free(b.pcm);
+  if (rc != 0) {
+    fprintf(stderr, "cannot synthesize the test tracks\n");
+    return 1;
+  }
+  RUN(test_three_personas_share_the_floor);
+  if (!getenv("KMK_KEEP_OUTPUT")) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+  } else {
+    printf("output kept in %s\n", tmpdir);
+  }
+  return check_done();
+}
