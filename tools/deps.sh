@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   liblua5.4-dev lua-cjson-dev lua-cjson
-  libopus-dev libsoxr-dev libcjson-dev
+  libopus-dev libsoxr-dev libcjson-dev libmpg123-dev
   libcurl4-openssl-dev libwebsockets-dev libwebsockets-evlib-uv
   libsodium-dev libuv1-dev libssl-dev
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
