@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int check_tests_passed, check_tests_failed, check_cur_failed;
-static const char *check_cur_name = "";
+static int check_tests_passed, check_tests_failed, check_cur_failed __attribute__((unused));
+static const char *check_cur_name __attribute__((unused)) = "";
 
 #define CHECK(cond)                                                                         \
   do {                                                                                      \
