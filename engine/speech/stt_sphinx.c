@@ -70,7 +70,8 @@ typedef struct {
 
 struct kmk_stt_sphinx {
   ps_decoder_t *lm, *kws;
-  char hmm[512], dict[512];
+  char hmm[512], dict[512], lmpath[512];
+  char lm_search[24]; /* name of the active LM search ("_default" until keywords are set) */
   double kws_threshold, kw_lm_weight;
   keyword kw[MAX_KW];
   size_t nkw;
@@ -161,9 +162,11 @@ kmk_stt_sphinx *kmk_stt_sphinx_new(const kmk_stt_sphinx_opts *opts, char *err, s
   }
   snprintf(s->hmm, sizeof s->hmm, "%s", hmm);
   snprintf(s->dict, sizeof s->dict, "%s", dict);
+  snprintf(s->lmpath, sizeof s->lmpath, "%s", lm);
   s->kws_threshold = opts && opts->kws_threshold > 0 ? opts->kws_threshold : DEFAULT_KWS_THRESHOLD;
   s->kw_lm_weight = opts && opts->kw_lm_weight > 0 ? opts->kw_lm_weight : DEFAULT_KW_LM_WEIGHT;
   s->lm = make_decoder(s, lm, NULL);
+  if (s->lm) snprintf(s->lm_search, sizeof s->lm_search, "%s", ps_get_search(s->lm));
   if (!s->lm) {
     set_err(err, errlen, "pocketsphinx failed to load the model from %s", hmm);
     free(s);
@@ -255,7 +258,8 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     const char *w = words[i];
-    if (!w || !*w || strpbrk(w, " \t\r\n") || strlen(w) > 64) rc = KMK_SPEECH_EINVAL;
+    if (!w || !*w || strpbrk(w, " \t\r\n0123456789.,;:!?\"()[]{}<>/\\") || strlen(w) > 64)
+      rc = KMK_SPEECH_EINVAL;
     else if ((rc = pronounce(s, w, &pron[i]))) KMK_WARN(TAG, "cannot pronounce keyword \"%s\"", w);
   }
   if (rc) {
@@ -271,6 +275,19 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
     }
   }
   unsigned gen = ++g_kw_generation;
+  /* Unigrams cannot be removed from a language model: start from a freshly loaded one, so the
+   * names of earlier sets do not keep competing in the LM search. */
+  if (s->nkw || strcmp(s->lm_search, "_default")) {
+    char name[24];
+    snprintf(name, sizeof name, "lm%u", gen);
+    if (ps_set_lm_file(s->lm, name, s->lmpath) < 0 || ps_set_search(s->lm, name) < 0) {
+      free(pron);
+      KMK_ERR(TAG, "cannot reload the language model %s", s->lmpath);
+      return KMK_SPEECH_EENGINE;
+    }
+    ps_unset_search(s->lm, s->lm_search);
+    snprintf(s->lm_search, sizeof s->lm_search, "%s", name);
+  }
   keyword kw[MAX_KW];
   memset(kw, 0, sizeof kw);
   char path[] = "/tmp/kmk-kws-XXXXXX";
@@ -369,7 +386,8 @@ static const keyword *find_kw(const kmk_stt_sphinx *s, const char *w, size_t wl)
   return NULL;
 }
 
-/* Keywords of earlier sets stay in the LM (words cannot be removed) but are never output. */
+/* Keywords of earlier sets stay in the dictionary (never in the active LM, see set_keywords);
+ * should one ever surface, it is not output. */
 static int is_old_kw(const char *w, size_t wl) {
   size_t i = 0;
   if (wl < 6 || w[i++] != 'k') return 0;
