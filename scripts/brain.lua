@@ -38,21 +38,24 @@ local function deep_copy(v, depth)
 end
 M.deep_copy = deep_copy
 
--- The conversation state that outlives a reload (handed over by export_state/import_state):
---   users[name]     per-user memory: facts a persona keeps about a speaker (ctx.memory)
---   state           the persona's own state (ctx.state), seeded from the persona's `state`
---   muted[name]     true: that user's words are kept in the window but never answered
---   cooldown_until  timeline second before which unsolicited replies are held back
---   lang            the language switched to (nil = follow the speaker)
-local function new_store(n)
-  return {users = {}, state = deep_copy(n.state or {}), muted = {}, cooldown_until = 0, lang = nil}
+-- The conversation state that outlives a reload lives in the engine's store (kmk.memory,
+-- kmk.state, kmk.mute, kmk.cooldown, kmk.language; C hands it to the new state on a reload):
+-- per-user memory, the persona's own state (seeded here from the persona's `state`: keys the
+-- running state lacks), mutes (the user's words stay in the window but are never answered), the
+-- cooldown of unsolicited replies and a switched language.
+local function seed_state(n)
+  if type(n.state) ~= "table" then return end
+  local st = kmk.state()
+  for k, v in pairs(n.state) do
+    if st[k] == nil then st[k] = deep_copy(v) end
+  end
 end
 
 local function new_checked(n)
+  seed_state(n)
   return setmetatable({
     persona = n,
     window = window.new(n.context_size),
-    store = new_store(n),
     pending = {}, -- request_id -> ctx, at most MAX_PENDING
     pending_order = {},
   }, Agent)
@@ -126,13 +129,13 @@ function Agent:context(entry)
     persona = p.source,
     seed = seed,
   }
-  local store = self.store
-  if store.lang and entry.kind ~= "say" then ctx.lang = self:supported_lang(store.lang) end
-  ctx.state = store.state
+  local lang = kmk.language()
+  if lang and entry.kind ~= "say" then ctx.lang = self:supported_lang(lang) end
+  ctx.state = kmk.state()
   ctx.memory = self:user(entry.speaker)
   ctx.user = function(name) return self:user(name) end
-  ctx.muted = function(name) return store.muted[kmk.lower(tostring(name))] == true end
-  ctx.cooldown = math.max(0, store.cooldown_until - kmk.now())
+  ctx.muted = function(name) return type(name) == "string" and kmk.muted(name) end
+  ctx.cooldown = kmk.cooldown_left()
   ctx.pick = function(list) return text.pick(list, seed) end
   ctx.has = function(...)
     for _, ph in ipairs({...}) do
@@ -212,45 +215,40 @@ end
 
 --- The memory table of one user (created on first use); nil for no user.
 function Agent:user(name)
-  if type(name) ~= "string" or name == "" or name == "someone" then return nil end
-  local users = self.store.users
-  local m = users[name]
-  if not m then
-    m = {}
-    users[name] = m
-  end
-  return m
+  if type(name) ~= "string" or name == "" or #name > 64 or name == "someone" then return nil end
+  return kmk.memory(name)
 end
 
 --- Applies a decision's actions to the store and the speaking policy; returns the decision.
 --- Actions (all optional): cooldown = seconds, mute = name | {names}, unmute = name | {names},
 --- language = code (switch; false = follow the speaker again), yield = bool.
 function Agent:apply(d, ctx)
-  local store, policy = self.store, self.persona.policy
+  local policy = self.persona.policy
   local function names(v)
     if type(v) == "string" then return {v} end
     if type(v) == "table" then return v end
     return {}
   end
-  for _, n in ipairs(names(d.mute)) do store.muted[kmk.lower(tostring(n))] = true end
-  for _, n in ipairs(names(d.unmute)) do store.muted[kmk.lower(tostring(n))] = nil end
-  if d.language == false then store.lang = nil
+  for _, n in ipairs(names(d.mute)) do kmk.mute(tostring(n), true) end
+  for _, n in ipairs(names(d.unmute)) do kmk.mute(tostring(n), false) end
+  if d.language == false then kmk.language(false)
   elseif type(d.language) == "string" then
-    store.lang = self:supported_lang(d.language)
-    if d.should_speak and not d.lang then d.lang = store.lang end
+    local l = self:supported_lang(d.language)
+    kmk.language(l)
+    if d.should_speak and not d.lang then d.lang = l end
   end
   d.mute, d.unmute, d.language = nil, nil, nil
   d.addressed_me = ctx and ctx.addressed or false
   if d.yield == nil then d.yield = policy.yield end
-  local now = kmk.now()
-  if d.should_speak and not d.addressed_me and now < store.cooldown_until then
-    d.thought = "cooling down (" .. string.format("%.1f", store.cooldown_until - now)
-      .. " s left); would have said: " .. tostring(d.response)
+  local left = kmk.cooldown_left()
+  if d.should_speak and not d.addressed_me and left > 0 then
+    d.thought = "cooling down (" .. string.format("%.1f", left) .. " s left); would have said: "
+      .. tostring(d.response)
     d.should_speak, d.response = false, ""
   end
   if d.should_speak then
     local cd = tonumber(d.cooldown) or policy.cooldown
-    if cd and cd > 0 then store.cooldown_until = math.max(store.cooldown_until, now + cd) end
+    if cd and cd > 0 then kmk.cooldown(math.min(cd, 3600)) end
   end
   d.cooldown = nil
   return d
@@ -299,7 +297,7 @@ function Agent:on_event(ev, request_id)
   if kind == "bot" then return nil end
   if kind == "self" or kind == "leave" then return nil end
   if kind == "say" and text.normalize(entry.text) == "" then return nil end
-  if kind == "say" and self.store.muted[kmk.lower(entry.speaker)] then return nil end
+  if kind == "say" and #entry.speaker <= 64 and kmk.muted(entry.speaker) then return nil end
   local ctx = self:context(entry)
   if self:llm_on() and request_id then
     self:remember(request_id, ctx)
@@ -359,47 +357,25 @@ end
 function M.agent() return current end
 
 --- export_state() -> plain data handed to the next state on a hot reload
+--- (the store - memory, state, mutes, cooldown, language - is handed over by C)
 function M.export_state()
-  local st = current.store
-  local muted = {}
-  for n in pairs(st.muted) do muted[#muted + 1] = n end
-  return {version = 2, window = current.window:items(), users = st.users, state = st.state,
-          muted = muted, cooldown_until = st.cooldown_until, lang = st.lang}
+  return {version = 1, window = current.window:items()}
 end
 
---- import_state(s): takes over the window (the newest entries if the new window is smaller),
---- the per-user memory, the persona state, mutes, the cooldown and a switched language.
+--- import_state(s): takes over the window (the newest entries if the new window is smaller)
 function M.import_state(s)
-  if type(s) ~= "table" or (s.version ~= 1 and s.version ~= 2) or type(s.window) ~= "table" then
-    return
-  end
+  if type(s) ~= "table" or s.version ~= 1 or type(s.window) ~= "table" then return end
   for _, e in ipairs(s.window) do
     if type(e) == "table" and type(e.kind) == "string" then current.window:push(e) end
   end
-  if s.version < 2 then return end
-  local st = current.store
-  if type(s.users) == "table" then
-    for name, m in pairs(s.users) do
-      if type(name) == "string" and type(m) == "table" then st.users[name] = m end
-    end
-  end
-  -- the running state wins over the file's seed (a reload must not reset a shop's stock);
-  -- keys the new file adds are kept from the seed
-  if type(s.state) == "table" then
-    for k, v in pairs(s.state) do st.state[k] = v end
-  end
-  if type(s.muted) == "table" then
-    for _, n in ipairs(s.muted) do if type(n) == "string" then st.muted[n] = true end end
-  end
-  st.cooldown_until = tonumber(s.cooldown_until) or 0
-  st.lang = type(s.lang) == "string" and current:supported_lang(s.lang) or nil
 end
 
 --- dry_run() -> {ok = true} | {error = "file:line: message"}: the new persona's hooks on the
---- current window (its last line, and a tick if it has on_tick); every effect is rolled back.
+--- current window (its last line, and a tick if it has on_tick). The window is restored here,
+--- the store by C (from a snapshot).
 function M.dry_run()
   local a = current
-  local saved_store, saved_items = deep_copy(a.store), deep_copy(a.window:items())
+  local saved_items = deep_copy(a.window:items())
   local ok, err = pcall(function()
     for k = 1, a.window:len() do
       local e = a.window:last(k)
@@ -413,7 +389,6 @@ function M.dry_run()
       a:hook_action(a.persona.on_tick(ctx), ctx)
     end
   end)
-  a.store = saved_store
   a.window = window.new(a.persona.context_size)
   for _, e in ipairs(saved_items) do a.window:push(e) end
   if not ok then return {error = tostring(err)} end

@@ -222,8 +222,22 @@ int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen) {
   int rc = state ? kmk_lua_invoke(vm, "brain", "import_state", args, NULL, msg, sizeof msg) : 0;
   cJSON_Delete(args);
   const char *what = "the new scripts could not import the state";
+  /* the conversation store (per-user memory, persona state, mutes, cooldown, language) */
+  cJSON *store = NULL, *snap = NULL;
+  if (rc == 0 && kmk_lua_store_export(b->vm, &store) != 0)
+    KMK_WARN(BRAIN_TAG, "reload: the old store could not export; starting with an empty one");
+  if (rc == 0 && store && kmk_lua_store_import(vm, store, 1) != 0) {
+    snprintf(msg, sizeof msg, "the store could not be imported (memory cap?)");
+    rc = -1;
+  }
+  cJSON_Delete(store);
+  if (rc == 0 && kmk_lua_store_export(vm, &snap) != 0) {
+    snprintf(msg, sizeof msg, "the store could not be snapshotted");
+    rc = -1;
+  }
   if (rc == 0) {
-    /* dry run: the new persona's hooks on the current window (effects rolled back in Lua) */
+    /* dry run: the new persona's hooks on the current window; the window is restored in Lua,
+       the store from the snapshot */
     cJSON *res = NULL;
     rc = kmk_lua_invoke(vm, "brain", "dry_run", NULL, &res, msg, sizeof msg);
     const cJSON *e = rc == 0 ? cJSON_GetObjectItem(res, "error") : NULL;
@@ -233,7 +247,13 @@ int kmk_brain_reload(kmk_brain *b, char *err, size_t errlen) {
     }
     cJSON_Delete(res);
     what = "dry run on the current window failed";
+    if (rc == 0 && kmk_lua_store_import(vm, snap, 0) != 0) {
+      snprintf(msg, sizeof msg, "the store could not be restored after the dry run");
+      what = "reload";
+      rc = -1;
+    }
   }
+  cJSON_Delete(snap);
   if (rc != 0) {
     first_line(msg);
     set_err(err, errlen, "%s: %s", msg, what);

@@ -90,6 +90,14 @@ void kmk_lua_push_api(lua_State *L);
  * outlen-1 bytes plus NUL and returns the length it needed (like snprintf). */
 size_t kmk_lua_utf8_lower(const char *s, size_t len, char *out, size_t outlen);
 
+/* The conversation store (kmk.memory/state/mute/cooldown/language) as JSON, for a hot reload's
+ * hand-over: export from the old state (caller owns *out), import into the new one (users, mutes,
+ * cooldown and language replaced; with merge_state the state is merged key by key - the running
+ * values win, keys only the new file seeds stay - else it is replaced: a restore). Both run
+ * through the funnel; 0 or a KMK_LUA_E* code. */
+int kmk_lua_store_export(kmk_lua *v, cJSON **out);
+int kmk_lua_store_import(kmk_lua *v, const cJSON *store, int merge_state);
+
 /* ---- convert.c: only inside a protected call (they raise on memory errors) ---- */
 /* Pushes a cJSON value as Lua (objects/arrays -> tables, null -> nil). Depth is capped. */
 void kmk_lua_push_json(lua_State *L, const cJSON *j);
