@@ -172,14 +172,15 @@ static void arbitrate(kmk_agent *a, reply **batch, size_t n) {
 }
 
 /* Shows one event to every persona (the event is also what went to the log); their replies go to
-   the arbiter together. only_tick: just the personas that define on_tick. */
+   the arbiter together. only: 1 = just the personas that define on_tick, 2 = on_event. */
 static void to_personas_ex(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms,
-                           int only_tick) {
+                           int only) {
   reply *batch[MAX_PERSONAS];
   size_t nb = 0;
   a->event_seq++;
   for (size_t p = 0; p < a->n_personas; p++) {
-    if (only_tick && !a->personas[p].info->has_on_tick) continue;
+    if (only == 1 && !a->personas[p].info->has_on_tick) continue;
+    if (only == 2 && !a->personas[p].info->has_on_event) continue;
     kmk_brain_action act;
     memset(&act, 0, sizeof act);
     uint64_t t0 = uv_hrtime();
@@ -542,8 +543,10 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
       s->in_speech = 1;
       cJSON *ev = kmk_event_new(now(a), "speech_start", s->name);
       cJSON_AddNumberToObject(ev, "audio_t", round(t * 1000) / 1000);
-      emit(a, ev);
+      kmk_eventlog_write(a->o.log, ev);
       barge_in(a, s->name);
+      to_personas_ex(a, ev, 0, -1, 2); /* stage event: only to on_event hooks */
+      cJSON_Delete(ev);
       break;
     }
     case KMK_EP_SPEECH_END: {
@@ -553,7 +556,9 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
       cJSON_AddNumberToObject(ev, "audio_t", round(t * 1000) / 1000);
       cJSON_AddNumberToObject(ev, "duration_s", round((double)sev->length / STREAM_RATE * 1000) / 1000);
       if (sev->forced) cJSON_AddBoolToObject(ev, "forced", 1);
-      emit(a, ev);
+      kmk_eventlog_write(a->o.log, ev);
+      to_personas_ex(a, ev, 0, -1, 2);
+      cJSON_Delete(ev);
       stt_job *j = calloc(1, sizeof *j);
       int16_t *pcm = kmk_speaker_stream_take_pcm(s->stream);
       if (!j || !pcm) {

@@ -195,7 +195,7 @@ function M.info(n)
   return {
     name = n.name, languages = n.languages, wake_words = n.wake_words, voices = n.voices,
     context_size = n.context_size, max_reply_chars = n.max_reply_chars,
-    has_on_tick = n.on_tick ~= nil, may_interrupt = n.policy.may_interrupt,
+    has_on_tick = n.on_tick ~= nil, has_on_event = n.on_event ~= nil, may_interrupt = n.policy.may_interrupt,
   }
 end
 

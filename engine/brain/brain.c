@@ -116,6 +116,7 @@ static void fill_info(kmk_persona_info *pi, const cJSON *info) {
   pi->context_size = cJSON_IsNumber(cs) ? cs->valueint : 15;
   pi->max_reply_chars = cJSON_IsNumber(mr) ? (size_t)mr->valuedouble : KMK_DECISION_DEFAULT_MAX_REPLY;
   pi->has_on_tick = cJSON_IsTrue(cJSON_GetObjectItem(info, "has_on_tick"));
+  pi->has_on_event = cJSON_IsTrue(cJSON_GetObjectItem(info, "has_on_event"));
   pi->may_interrupt = cJSON_IsTrue(cJSON_GetObjectItem(info, "may_interrupt"));
 }
 

@@ -85,6 +85,7 @@ typedef struct {
   int context_size;                           /* events kept in the window */
   size_t max_reply_chars;
   int has_on_tick;                            /* defines on_tick: gets "tick" events */
+  int has_on_event;                           /* defines on_event: gets stage events */
   int may_interrupt;                          /* policy.may_interrupt (reserved) */
 } kmk_persona_info;
 

@@ -1,7 +1,9 @@
 /* test_lua_specs.c - runs every tests/lua/NAME_spec.lua INSIDE the real sandbox.
  *
- * For each spec file: a fresh state; the engine scripts (kmk_brain_load_scripts), the Kameko
- * persona as module "persona_file" and tests/lua/spec.lua as module "spec" are loaded; the spec
+ * For each spec file: a fresh state; the engine scripts (kmk_brain_load_scripts), the persona
+ * as module "persona_file" (personas/NAME.lua when it exists, e.g. shopkeeper_spec.lua ->
+ * personas/shopkeeper.lua; else personas/kameko.lua) and tests/lua/spec.lua as module "spec" are
+ * loaded; the spec
  * file runs (registering tests with describe/it); then each test runs through the engine's call
  * funnel with its own budget. One line per failure; the totals count each `it`.
  */
@@ -9,6 +11,7 @@
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "kameko/brain.h"
@@ -28,14 +31,20 @@ static void run_spec(const char *file) {
   /* 2026-11-24 14:05:00 UTC at t = 0; a generous budget (CI machines get preempted) */
   kmk_lua_opts o = {0, 500.0, 0, 1795529100.0};
   kmk_lua *v = kmk_lua_new(&o);
+  char ppath[1024], pchunk[256];
+  snprintf(pchunk, sizeof pchunk, "personas/%.*s.lua", (int)(strlen(file) - 9), file);
+  snprintf(ppath, sizeof ppath, "%s/%s", KMK_SOURCE_DIR, pchunk);
+  if (access(ppath, R_OK) != 0) {
+    snprintf(pchunk, sizeof pchunk, "personas/kameko.lua");
+    snprintf(ppath, sizeof ppath, "%s/%s", KMK_SOURCE_DIR, pchunk);
+  }
   if (!v) {
     fprintf(stderr, "%s: cannot create a state\n", file);
     check_tests_failed++;
     return;
   }
   if (kmk_brain_load_scripts(v, NULL, err, sizeof err) != 0 ||
-      kmk_lua_load_module(v, KMK_SOURCE_DIR "/personas/kameko.lua", "persona_file",
-                          "personas/kameko.lua", err, sizeof err) != 0 ||
+      kmk_lua_load_module(v, ppath, "persona_file", pchunk, err, sizeof err) != 0 ||
       kmk_lua_load_module(v, LUA_DIR "/spec.lua", "spec", "tests/lua/spec.lua", err,
                           sizeof err) != 0 ||
       kmk_lua_run_file(v, path, chunk, err, sizeof err) != 0) {
