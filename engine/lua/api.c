@@ -303,9 +303,9 @@ static int api_say(lua_State *L) {
   }
   lua_setfield(L, 3, "thought");
   if (lua_getfield(L, 2, "lang") != LUA_TNIL) {
-    size_t ln;
-    const char *l = lua_tolstring(L, -1, &ln);
-    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING && valid_lang(l, ln), 2,
+    size_t ln = 0;
+    const char *l = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &ln) : "";
+    luaL_argcheck(L, valid_lang(l, ln), 2,
                   "opts.lang must be a language code like \"en\"");
   }
   lua_setfield(L, 3, "lang");
@@ -315,9 +315,9 @@ static int api_say(lua_State *L) {
   lua_createtable(L, 0, 3); /* voice overrides */
   int any = 0;
   if (lua_getfield(L, 2, "voice") != LUA_TNIL) {
-    size_t vn;
-    lua_tolstring(L, -1, &vn);
-    luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING && vn > 0 && vn < 64, 2,
+    size_t vn = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &vn);
+    luaL_argcheck(L, vn > 0 && vn < 64, 2,
                   "opts.voice must be a voice name (1..63 bytes)");
     any = 1;
     lua_setfield(L, -2, "voice");

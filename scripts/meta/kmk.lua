@@ -46,6 +46,56 @@ function kmk.lower(s) end
 ---@return boolean
 function kmk.llm_available() end
 
+-- Conversation state. Lives in the engine's store and is handed to the new state on a hot reload
+-- (a reload never loses it); bounded by the persona's memory cap.
+
+---Facts about one speaker (a table the persona fills freely), created empty on first use.
+---Raises for a name that is not a string of 1..64 bytes.
+---@param user string
+---@return table
+function kmk.memory(user) end
+
+---The persona's own state (e.g. a shop's stock), seeded from the persona's `state` field: keys
+---the running state lacks are added, running values are never reset by a reload.
+---@return table
+function kmk.state() end
+
+---Ignore a user (their words stay in the window but are never answered), or listen again.
+---@param user string
+---@param on boolean? default true
+function kmk.mute(user, on) end
+
+---@param user string
+---@return boolean
+function kmk.muted(user) end
+
+---Hold back unsolicited replies for `seconds` (timeline); being called by name always answers.
+---0 clears. policy.cooldown applies the same after every reply.
+---@param seconds number 0..3600
+function kmk.cooldown(seconds) end
+
+---Seconds left of the cooldown (0 = none).
+---@return number
+function kmk.cooldown_left() end
+
+---Switch the language for greetings, ticks and replies without a language of their own; false =
+---follow the speaker again. With no argument just returns the current switch.
+---@param code string|false|nil e.g. "ru"
+---@return string|nil
+function kmk.language(code) end
+
+---A decision that speaks `text`. Raises on bad arguments (empty text, bad lang, rate/pitch out
+---of range). Return it from rules/on_tick/on_event.
+---@param text string 1..4000 bytes
+---@param opts {lang: string?, voice: string?, rate: integer?, pitch: integer?, yield: boolean?, thought: string?}?
+---@return kmk.Decision
+function kmk.say(text, opts) end
+
+---A decision that stays silent.
+---@param thought string?
+---@return kmk.Decision
+function kmk.silent(thought) end
+
 ---A module loaded by the engine ("text", "window", "prompt", "persona", "brain",
 ---"persona_file"). Scripts cannot load files themselves.
 ---@param name string
@@ -71,10 +121,15 @@ function use(name) end
 ---@field prompt string?                system prompt template: {name} {languages} {wake_words} {max_reply_chars}
 ---@field rules (fun(ctx: kmk.Ctx): kmk.Decision|string|nil)?   offline decision
 ---@field after_llm (fun(d: kmk.Decision, ctx: kmk.Ctx): kmk.Decision?)?
+---@field policy {cooldown: number?, may_interrupt: boolean?, yield: boolean?}?
+---@field moderation {banned_words: string[]?, max_talk_s: number?}?   data for the hooks
+---@field state table?                  initial kmk.state()
+---@field on_tick (fun(ctx: kmk.Ctx): kmk.Decision|string|nil)?   once a second (timeline)
+---@field on_event (fun(ev: table, ctx: kmk.Ctx): kmk.Decision|string|nil)?  speech_start, speech_end (duration_s), interrupted (heard), ...
 
 ---What rules(ctx) gets for a transcript/chat line or a join.
 ---@class kmk.Ctx
----@field kind "say"|"join"
+---@field kind "say"|"join"|"tick"|string   (stage events: their type)
 ---@field speaker string
 ---@field text string             as heard/typed
 ---@field norm string             lowercased, no punctuation, ё -> е
@@ -90,6 +145,12 @@ function use(name) end
 ---@field seed string
 ---@field pick fun(list: string[]): string        deterministic choice for this input
 ---@field has fun(...: string|string[]): boolean  any phrase present (word boundaries)
+---@field memory table?           kmk.memory(speaker)
+---@field user fun(name: string): table?   kmk.memory(name)
+---@field state table             kmk.state()
+---@field muted fun(name: string): boolean
+---@field cooldown number         kmk.cooldown_left()
+---@field event table?            on_tick/on_event: the event
 
 ---@class kmk.Decision
 ---@field thought string?
@@ -97,3 +158,9 @@ function use(name) end
 ---@field response string?
 ---@field lang string?            default ctx.lang
 ---@field addressed string?       default the speaker
+---@field yield boolean?          speak only if no other persona wants the floor (policy.yield)
+---@field voice {voice: string?, rate: integer?, pitch: integer?}?   overrides for this reply
+---@field cooldown number?        seconds of cooldown after this reply (policy.cooldown)
+---@field mute string|string[]?   users to ignore from now on
+---@field unmute string|string[]?
+---@field language string|false?  switch language (false = follow the speaker)
