@@ -212,3 +212,36 @@ int kmk_g2p(const char *word, char *out, size_t outlen) {
   out[len] = '\0';
   return p.n;
 }
+
+/* Russian letters а..я -> Latin (a simple passport-style transliteration). */
+static const char *const TRANSLIT[32] = {"a", "b", "v", "g", "d", "e", "zh", "z", "i", "y", "k",
+                                         "l", "m", "n", "o", "p", "r", "s", "t", "u", "f", "kh",
+                                         "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"};
+
+int kmk_g2p_translit(const char *word, char *out, size_t outlen) {
+  if (!word || !out || !outlen) return KMK_SPEECH_EINVAL;
+  const unsigned char *s = (const unsigned char *)word;
+  size_t len = 0;
+  while (*s) {
+    const char *piece;
+    char one[2] = {0, 0};
+    if (*s < 0x80) {
+      one[0] = (char)*s++;
+      piece = one;
+    } else {
+      unsigned cp;
+      s += utf8_next(s, &cp);
+      if (cp >= 0x410 && cp <= 0x42F) cp += 0x20;
+      if (cp == 0x401) cp = 0x451;
+      if (cp == 0x451) piece = "yo";
+      else if (cp >= 0x430 && cp <= 0x44F) piece = TRANSLIT[cp - 0x430];
+      else return KMK_SPEECH_EINVAL; /* not Russian: no transliteration */
+    }
+    size_t l = strlen(piece);
+    if (len + l + 1 > outlen) return KMK_SPEECH_EINVAL;
+    memcpy(out + len, piece, l);
+    len += l;
+  }
+  out[len] = '\0';
+  return len ? (int)len : KMK_SPEECH_EINVAL;
+}

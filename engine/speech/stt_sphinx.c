@@ -204,7 +204,8 @@ void kmk_stt_sphinx_free(kmk_stt_sphinx *s) {
  * when the word is English; otherwise the rule-based kmk_g2p reading (how the owner of a name
  * like "Kameko" says it) plus, for Latin spellings, the readings of two independent English
  * letter-to-sound rule sets, flite's cmulex and espeak-ng's en-us (how English speakers who only
- * saw the name written tend to say it: "K AE M EY K OW", "K AE M IY K OW"). */
+ * saw the name written tend to say it: "K AE M EY K OW", "K AE M IY K OW"). A Cyrillic name
+ * gets the English readings of its transliteration ("Камеко" -> "kameko"). */
 typedef struct {
   char p[MAX_VARIANTS][256];
   int n;
@@ -234,8 +235,11 @@ static int pronounce(kmk_stt_sphinx *s, const char *w, variants *v) {
     return 0;
   }
   if (kmk_g2p(w, buf, sizeof buf) > 0) add_variant(v, buf);
-  if (ascii && kmk_tts_flite_lts(w, buf, sizeof buf) > 0) add_variant(v, buf);
-  if (ascii && kmk_tts_espeak_phones(w, "en-us", buf, sizeof buf) > 0) add_variant(v, buf);
+  /* English readings of the Latin spelling (of the transliteration for Cyrillic names). */
+  char latin[160];
+  const char *lw = ascii ? w : kmk_g2p_translit(w, latin, sizeof latin) > 0 ? latin : NULL;
+  if (lw && kmk_tts_flite_lts(lw, buf, sizeof buf) > 0) add_variant(v, buf);
+  if (lw && kmk_tts_espeak_phones(lw, "en-us", buf, sizeof buf) > 0) add_variant(v, buf);
   return v->n ? 0 : KMK_SPEECH_EINVAL;
 }
 

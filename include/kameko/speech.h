@@ -86,6 +86,10 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
  * when the word has no letters it can pronounce or out is too small. Pure; any thread. */
 int kmk_g2p(const char *word, char *out, size_t outlen);
 
+/* Transliterates Russian Cyrillic to plain Latin letters ("Камеко" -> "kameko"); ASCII is copied.
+ * Returns the output length, or KMK_SPEECH_EINVAL for other scripts / a too small buffer. */
+int kmk_g2p_translit(const char *word, char *out, size_t outlen);
+
 /* How flite's English lexicon and letter-to-sound rules read a word (lowercased, ASCII letters
  * only), as CMU phones without stress: the pronunciation an English reader is likely to use for a
  * foreign name ("kameko" -> something like "K AE M EH K OW"). Same return convention as kmk_g2p.

@@ -51,7 +51,20 @@ static void test_errors(void) {
   CHECK_EQ_INT(kmk_g2p("kameko", big, sizeof big), 6);
 }
 
+static void test_translit(void) {
+  char out[64];
+  CHECK(kmk_g2p_translit("Камеко", out, sizeof out) > 0);
+  CHECK_STR(out, "kameko");
+  CHECK(kmk_g2p_translit("Щукин", out, sizeof out) > 0);
+  CHECK_STR(out, "shchukin");
+  CHECK(kmk_g2p_translit("Alice", out, sizeof out) > 0);
+  CHECK_STR(out, "Alice");
+  CHECK_EQ_INT(kmk_g2p_translit("\xe4\xb8\xad", out, sizeof out), KMK_SPEECH_EINVAL);
+  CHECK_EQ_INT(kmk_g2p_translit("Камеко", out, 4), KMK_SPEECH_EINVAL);
+}
+
 int main(void) {
+  RUN(test_translit);
   RUN(test_latin);
   RUN(test_cyrillic);
   RUN(test_errors);

@@ -119,7 +119,8 @@ static void test_without_keywords(void) {
 }
 
 static void test_cyrillic(void) {
-  /* The Cyrillic spelling gets the g2p reading K AA M EH K OW and is output in Cyrillic. */
+  /* The Cyrillic spelling gets the g2p reading K AA M EH K OW plus the English readings of its
+   * transliteration, and is output in Cyrillic. */
   const char *kw[] = {"Камеко"};
   CHECK_EQ_INT(kmk_stt_sphinx_set_keywords(S, kw, 1), 0);
   const char *v[][2] = {{"flite", "kal16"}, {"espeak", "en-us+klatt"}, {"espeak", "ru"}};
@@ -137,7 +138,10 @@ static void test_cyrillic(void) {
     kmk_transcript_clear(&t);
     free(b.pcm);
   }
-  printf("Cyrillic keyword: %d/3 (reported, not asserted: one pronunciation only)\n", hits);
+  printf("Cyrillic keyword: %d/3\n", hits);
+  /* Measured: flite kal16 and espeak en-us+klatt hit; Russian espeak speech through the English
+   * acoustic model does not. */
+  CHECK(hits >= 2);
 }
 
 static void test_errors(void) {
