@@ -34,6 +34,7 @@ test-asan: deps peers
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DKMK_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
 	@MAKEFLAGS= cmake --build $(BUILD_ASAN) -j $(JOBS) -- --no-print-directory
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS) -LE slow
 
 bench: build
