@@ -166,7 +166,8 @@ kmk_stt_sphinx *kmk_stt_sphinx_new(const kmk_stt_sphinx_opts *opts, char *err, s
   s->kws_threshold = opts && opts->kws_threshold > 0 ? opts->kws_threshold : DEFAULT_KWS_THRESHOLD;
   s->kw_lm_weight = opts && opts->kw_lm_weight > 0 ? opts->kw_lm_weight : DEFAULT_KW_LM_WEIGHT;
   s->lm = make_decoder(s, lm, NULL);
-  if (s->lm) snprintf(s->lm_search, sizeof s->lm_search, "%s", ps_get_search(s->lm));
+  /* ps_get_search() leaks an iterator in this pocketsphinx; the -lm search is "_default". */
+  snprintf(s->lm_search, sizeof s->lm_search, "_default");
   if (!s->lm) {
     set_err(err, errlen, "pocketsphinx failed to load the model from %s", hmm);
     free(s);
@@ -247,7 +248,7 @@ static int pronounce(kmk_stt_sphinx *s, const char *w, variants *v) {
  * kw_lm_weight (ps_add_word alone adds it with weight 1, which the LM then almost never picks),
  * then to its dictionary. */
 static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron) {
-  ngram_model_t *lm = ps_get_lm(s->lm, ps_get_search(s->lm));
+  ngram_model_t *lm = ps_get_lm(s->lm, s->lm_search);
   if (lm) ngram_model_add_word(lm, name, (float32)s->kw_lm_weight);
   return ps_add_word(s->lm, name, pron, 1);
 }

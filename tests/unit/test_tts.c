@@ -64,8 +64,8 @@ static void check_long(synth_fn f, const char *voice, int want_rate, const char 
   printf("%-14s %zu chunks, %.2f s audio, rms %.0f, synth %.1f ms, first chunk after %.1f ms "
          "(first call: %.1f ms)\n", label, a.chunks, dur, rms(&a), total * 1000, a.t_first * 1000,
          cold.t_first * 1000);
-  /* Real streaming: the first chunk leaves long before the (3-sentence) text is done. */
-  CHECK(a.t_first < total / 3);
+  /* Streaming itself is asserted without timing in check_cancel: a consumer that stops after
+   * the first chunk gets exactly one chunk and an early return. */
   CHECK_EQ_INT(a.rate, want_rate);
   CHECK(a.chunks > 3);
   /* 37 words: 2.5 words/s .. 5 words/s gives 7..15 s; allow pauses. */
