@@ -10,7 +10,9 @@
  *   - a yielding reply (decision.yield, or policy.yield) is dropped when any other reply wants the
  *     floor or a reply is being spoken (reason "yielded");
  *   - the rest queue, addressed replies ahead of others, otherwise FIFO; one is spoken at a time
- *     and none starts while a person is speaking;
+ *     and none starts while a person is speaking; when its turn comes, a reply is dropped as
+ *     stale if it was not addressed and a person has started speaking since it was decided (the
+ *     moment it answered has passed), or if it waited more than STALE_S of timeline;
  *   - a person starting to speak while a persona talks is a barge-in: synthesis is cancelled,
  *     queued audio dropped, "interrupted" (with the heard part) logged and shown to the personas.
  * Hot reload: each persona file is watched (kmk_file_watch: directory events, debounced); a change
@@ -42,6 +44,7 @@
 #define EVQ_CAPACITY 256    /* worker->loop messages (TTS chunks block the worker when full) */
 #define STREAM_RATE 16000
 #define RELOAD_DEBOUNCE_MS 120
+#define STALE_S 15.0 /* any reply that waited longer than this for the floor is dropped */
 
 typedef enum { BOT_LISTENING, BOT_SPEAKING } bot_state;
 
@@ -101,6 +104,7 @@ struct kmk_agent {
   int stt_inflight, tts_inflight, llm_inflight;
   int humans_speaking;
   uint64_t event_seq;             /* events shown to the personas (reply.trigger) */
+  double last_speech_start_t;     /* timeline of the latest person's speech_start */
   uv_timer_t *tick_timer;         /* heap: closed in kmk_agent_free */
   double next_tick_t;             /* timeline second of the next "tick" */
   int any_on_tick;
@@ -372,7 +376,19 @@ static int humans_speaking(kmk_agent *a) {
 }
 
 static void speak_next(kmk_agent *a) {
-  if (a->state != BOT_LISTENING || !a->queue_head || humans_speaking(a)) return;
+  if (a->state != BOT_LISTENING || humans_speaking(a)) return;
+  for (reply *h; (h = a->queue_head) != NULL;) {
+    const char *why = now(a) - h->t_decided > STALE_S ? "stale: waited too long for the floor"
+                      : !h->addressed_me && h->t_decided < a->last_speech_start_t
+                          ? "stale: someone spoke since it was decided"
+                          : NULL;
+    if (!why) break;
+    a->queue_head = h->next;
+    if (!a->queue_head) a->queue_tail = NULL;
+    a->n_queued--;
+    drop_reply(a, h, why);
+  }
+  if (!a->queue_head) return;
   reply *r = a->queue_head;
   a->queue_head = r->next;
   if (!a->queue_head) a->queue_tail = NULL;
@@ -541,6 +557,7 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
          pre-roll included, sample-accurate */
       t = s->t0 + (double)sev->start_sample / STREAM_RATE;
       s->in_speech = 1;
+      a->last_speech_start_t = now(a);
       cJSON *ev = kmk_event_new(now(a), "speech_start", s->name);
       cJSON_AddNumberToObject(ev, "audio_t", round(t * 1000) / 1000);
       kmk_eventlog_write(a->o.log, ev);

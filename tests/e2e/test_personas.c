@@ -4,12 +4,17 @@
  * every decision names its persona; Kameko answers Bob (addressed_me) and Echo's reply to the same
  * line is dropped as "not addressed"; Shy always yields; Echo answers Alice; no two voices overlap
  * (audio_out_start/end intervals) and no voice starts while a person is speaking.
+ * Second run: the three shipped personas (Kameko, Marta the shopkeeper, Warden the moderator);
+ * Carl asks Marta what she sells, Dora insults someone: Marta answers Carl with her stock, Warden
+ * warns Dora and says nothing else, Kameko stays out of both; a greeting that waited while Carl
+ * spoke is dropped as stale; no overlap.
  */
 #include <sys/stat.h>
 
 #include "test_personas_util.h"
 
-static char tmpdir[256], alice_wav[300], bob_wav[300], echo_lua[300], shy_lua[300], outdir[300];
+static char tmpdir[256], alice_wav[300], bob_wav[300], echo_lua[300], shy_lua[300], outdir[300],
+    carl_wav[300], dora_wav[300], outdir2[300];
 
 static const char *ECHO =
     "return {\n"
@@ -93,6 +98,50 @@ static void test_three_personas_share_the_floor(void) {
   pevents_free(&e);
 }
 
+static void test_shipped_personas(void) {
+  kmk_config cfg;
+  char err[1024];
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_replay_track tracks[] = {{"carl", carl_wav, 0.0}, {"dora", dora_wav, 0.0}};
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua",
+                            KMK_SOURCE_DIR "/personas/shopkeeper.lua",
+                            KMK_SOURCE_DIR "/personas/moderator.lua"};
+  kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir2, .fast = 1,
+                       .persona_paths = personas, .n_personas = 3,
+                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
+  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
+  CHECK_EQ_INT(rc, 0);
+  kmk_config_free(&cfg);
+  pevents e;
+  pevents_load(outdir2, &e);
+  int marta_stock = 0, warden_warned = 0, warden_other = 0, kameko_transcript = 0, stale = 0;
+  for (int i = 0; i < e.n; i++) {
+    const cJSON *ev = e.ev[i];
+    const char *sp = pstr(ev, "speaker");
+    if (ptype(ev, "transcript")) printf("%6.2f %s: \"%s\"\n", pnum(ev, "t"), sp, pstr(ev, "text"));
+    if (ptype(ev, "decision") && strcmp(sp, "Kameko") == 0 &&
+        strcmp(pstr(ev, "trigger"), "transcript") == 0 &&
+        cJSON_IsTrue(cJSON_GetObjectItem(ev, "should_speak")))
+      kameko_transcript++;
+    if (ptype(ev, "reply_dropped") && strstr(pstr(ev, "reason"), "stale")) stale++;
+    if (!ptype(ev, "audio_out_start")) continue;
+    printf("%6.2f %s says \"%s\"\n", pnum(ev, "t"), sp, pstr(ev, "text"));
+    if (strcmp(sp, "Marta") == 0 && strstr(pstr(ev, "text"), "swords at 50 gold")) marta_stock++;
+    if (strcmp(sp, "Warden") == 0) {
+      if (strstr(pstr(ev, "text"), "dora, please keep it civil")) warden_warned++;
+      else warden_other++;
+    }
+  }
+  CHECK_EQ_INT(marta_stock, 1);
+  CHECK_EQ_INT(warden_warned, 1);
+  CHECK_EQ_INT(warden_other, 0);
+  CHECK_EQ_INT(kameko_transcript, 0);
+  CHECK(stale >= 1);
+  check_no_overlap(&e);
+  pevents_free(&e);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_personas_XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
@@ -101,6 +150,9 @@ int main(void) {
   snprintf(echo_lua, sizeof echo_lua, "%s/echo.lua", tmpdir);
   snprintf(shy_lua, sizeof shy_lua, "%s/shy.lua", tmpdir);
   snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
+  snprintf(outdir2, sizeof outdir2, "%s/out2", tmpdir);
+  snprintf(carl_wav, sizeof carl_wav, "%s/carl.wav", tmpdir);
+  snprintf(dora_wav, sizeof dora_wav, "%s/dora.wav", tmpdir);
   pbuf a = {0}, b = {0};
   pbuf_silence(&a, 6.0);
   pbuf_silence(&b, 12.0);
@@ -112,11 +164,24 @@ int main(void) {
   if (rc == 0) rc = kmk_wav_write_s16(bob_wav, b.pcm, b.n, 16000, 1);
   free(a.pcm);
   free(b.pcm);
+  /* Carl asks Marta at 3 s; Dora insults at 10 s */
+  pbuf c = {0}, d = {0};
+  pbuf_silence(&c, 3.0);
+  pbuf_silence(&d, 10.0);
+  if (rc == 0) rc = pbuf_say(&c, "kal16", "Marta, what do you sell?");
+  if (rc == 0) rc = pbuf_say(&d, "slt", "You are an idiot.");
+  pbuf_silence(&c, 8.0);
+  pbuf_silence(&d, 3.0);
+  if (rc == 0) rc = kmk_wav_write_s16(carl_wav, c.pcm, c.n, 16000, 1);
+  if (rc == 0) rc = kmk_wav_write_s16(dora_wav, d.pcm, d.n, 16000, 1);
+  free(c.pcm);
+  free(d.pcm);
   if (rc != 0) {
     fprintf(stderr, "cannot synthesize the test tracks\n");
     return 1;
   }
   RUN(test_three_personas_share_the_floor);
+  RUN(test_shipped_personas);
   if (!getenv("KMK_KEEP_OUTPUT")) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
