@@ -1,9 +1,12 @@
-/* bench_streams.c - per-speaker stream cost: Opus decode at 16 kHz mono + VAD + endpointing.
+/* bench_streams.c - per-stream cost of the input path with each detector: Opus decode at 16 kHz
+ * mono + VAD + endpointing, for "energy" + the default endpointer (the original design) and
+ * "spectral" + the turn endpointer (kmk_endpoint_params_turn).
  *
  * Prepares ~10 s of real speech (pocketsphinx test WAVs), resamples it to 48 kHz stereo and
  * Opus-encodes it once (20 ms, 64 kbit/s, as Discord sends). Then feeds the packets through
  * kmk_speaker_stream repeatedly and measures process CPU time (CLOCK_PROCESS_CPUTIME_ID).
  * Prints plain `name: value` lines. Usage: bench_streams [seconds_of_cpu_to_spend, default 2]
+ * Owns only its own buffers; single-threaded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,61 +96,56 @@ int main(int argc, char **argv) {
   printf("packets: %zu\n", P.n);
   printf("mean_packet_bytes: %.1f\n", (double)bytes / P.n);
 
-  /* 3a. full path: stream = decode + VAD + endpoint */
-  int reps = 0;
-  utterances = 0;
-  double t0 = cpu_now(), cpu = 0;
-  while (cpu < budget || reps < 3) {
-    kmk_speaker_stream *s = kmk_speaker_stream_new(NULL, on_event, NULL);
-    for (size_t i = 0; i < P.n; i++) kmk_speaker_stream_push_opus(s, P.pkt[i], (size_t)P.len[i]);
-    kmk_speaker_stream_finish(s);
-    kmk_speaker_stream_free(s);
-    reps++;
-    cpu = cpu_now() - t0;
-  }
-  double total_audio = audio_s * reps;
-  printf("full_path_runs: %d\n", reps);
-  printf("utterances_per_run: %d\n", utterances / reps);
-  printf("us_cpu_per_20ms_packet: %.2f\n", cpu * 1e6 / (P.n * (double)reps));
-  printf("us_cpu_per_32ms_audio: %.2f\n", cpu * 1e6 / (total_audio / 0.032));
-  printf("streams_per_core: %.0f\n", total_audio / cpu);
-
-  /* 3b. decode only */
-  kmk_opus_dec *d = kmk_opus_dec_new(err, sizeof err);
+  char err2[160];
+  kmk_opus_dec *d = kmk_opus_dec_new(err2, sizeof err2);
   int16_t *pcm16 = malloc(P.n * 320 * sizeof *pcm16);
-  reps = 0;
-  t0 = cpu_now();
-  cpu = 0;
-  while (cpu < budget / 2 || reps < 3) {
-    kmk_opus_dec_reset(d);
-    for (size_t i = 0; i < P.n; i++)
-      kmk_opus_dec_decode(d, P.pkt[i], (size_t)P.len[i], pcm16 + i * 320, 320);
-    reps++;
-    cpu = cpu_now() - t0;
-  }
-  printf("decode_only_us_per_20ms_packet: %.2f\n", cpu * 1e6 / (P.n * (double)reps));
+  for (size_t i = 0; i < P.n; i++)
+    kmk_opus_dec_decode(d, P.pkt[i], (size_t)P.len[i], pcm16 + i * 320, 320);
   kmk_opus_dec_free(d);
-
-  /* 3c. VAD + endpoint only, on the decoded 16 kHz PCM */
-  reps = 0;
-  t0 = cpu_now();
-  cpu = 0;
-  size_t frames10 = P.n * 2;
-  while (cpu < budget / 4 || reps < 3) {
-    kmk_vad *v = kmk_vad_new("energy", NULL);
-    kmk_endpoint *ep = kmk_endpoint_new(NULL);
-    for (size_t i = 0; i < frames10; i++) {
-      kmk_vad_result r;
-      kmk_endpoint_event ev;
-      kmk_vad_process(v, pcm16 + i * 160, &r);
-      kmk_endpoint_process(ep, pcm16 + i * 160, &r, &ev);
+  const char *names[2] = {"energy", "spectral"};
+  for (int c = 0; c < 2; c++) {
+    kmk_stream_params sp;
+    kmk_stream_params_default(&sp);
+    sp.vad_name = names[c];
+    if (c == 1) kmk_endpoint_params_turn(&sp.endpoint);
+    /* full path: stream = decode + VAD + endpoint */
+    int reps = 0;
+    utterances = 0;
+    double t0 = cpu_now(), cpu = 0;
+    while (cpu < budget || reps < 3) {
+      kmk_speaker_stream *s = kmk_speaker_stream_new(&sp, on_event, NULL);
+      for (size_t i = 0; i < P.n; i++) kmk_speaker_stream_push_opus(s, P.pkt[i], (size_t)P.len[i]);
+      kmk_speaker_stream_finish(s);
+      kmk_speaker_stream_free(s);
+      reps++;
+      cpu = cpu_now() - t0;
     }
-    kmk_endpoint_free(ep);
-    kmk_vad_free(v);
-    reps++;
-    cpu = cpu_now() - t0;
+    double total_audio = audio_s * reps;
+    printf("%s_full_path_us_cpu_per_32ms_audio: %.2f\n", names[c], cpu * 1e6 / (total_audio / 0.032));
+    printf("%s_streams_per_core: %.0f\n", names[c], total_audio / cpu);
+    printf("%s_utterances_per_run: %d\n", names[c], utterances / reps);
+    /* VAD + endpoint only, on the decoded PCM */
+    reps = 0;
+    t0 = cpu_now();
+    cpu = 0;
+    size_t frames10 = P.n * 2;
+    while (cpu < budget / 2 || reps < 3) {
+      kmk_vad *v = kmk_vad_new(names[c], NULL);
+      kmk_endpoint *ep = kmk_endpoint_new(&sp.endpoint);
+      for (size_t i = 0; i < frames10; i++) {
+        kmk_vad_result r;
+        kmk_endpoint_event ev;
+        kmk_vad_process(v, pcm16 + i * 160, &r);
+        kmk_endpoint_process(ep, pcm16 + i * 160, &r, &ev);
+      }
+      kmk_endpoint_free(ep);
+      kmk_vad_free(v);
+      reps++;
+      cpu = cpu_now() - t0;
+    }
+    printf("%s_vad_endpoint_only_us_per_32ms: %.2f\n", names[c],
+           cpu * 1e6 / (frames10 * (double)reps) * 3.2);
   }
-  printf("vad_endpoint_only_us_per_10ms_frame: %.3f\n", cpu * 1e6 / (frames10 * (double)reps));
   free(pcm16);
   free(P.pkt);
   free(P.len);

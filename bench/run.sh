@@ -3,11 +3,9 @@
 set -euo pipefail
 build=${1:-build}
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "== bench_streams (Opus decode 16k mono + VAD + endpointing per stream)"
+echo "== bench_streams (Opus decode 16k mono + VAD + endpointing per stream: energy vs spectral)"
 "$build/bench_streams"
 echo "== bench_replay (offline pipeline stage latencies, demo conversation)"
 "$build/bench_replay" 5
-echo "== vad_streams (decode + VAD + endpointing per stream: energy vs spectral)"
-"$build/vad_streams"
 echo "== vad_eval (labelled noisy multi-speaker corpus, ~29 min, energy baseline vs spectral)"
 "$build/vad_eval" 24
