@@ -77,6 +77,7 @@ struct kmk_stt_sphinx {
   size_t nkw;
   mfcc_t cmninit[32]; /* the model's initial cepstral mean (-cmninit) */
   int ncmninit;
+  unsigned kw_generation; /* dictionary words cannot be removed: each set gets new names */
   fe_t *fe;           /* our own front end (same parameters) for the utterance's cepstral mean */
 };
 
@@ -253,8 +254,6 @@ static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron) {
   return ps_add_word(s->lm, name, pron, 1);
 }
 
-static unsigned g_kw_generation; /* dictionary words cannot be removed: each set gets new names */
-
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n) {
   if (!s || (n && !words) || n > MAX_KW) return KMK_SPEECH_EINVAL;
   /* Pronunciations first, so that nothing changes on a bad word. */
@@ -279,7 +278,7 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
       return KMK_SPEECH_EENGINE;
     }
   }
-  unsigned gen = ++g_kw_generation;
+  unsigned gen = ++s->kw_generation;
   /* Unigrams cannot be removed from a language model: start from a freshly loaded one, so the
    * names of earlier sets do not keep competing in the LM search. */
   if (s->nkw || strcmp(s->lm_search, "_default")) {
@@ -330,8 +329,11 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
   }
   free(pron);
   if (rc) {
+    /* The LM may already hold part of the new set and no longer the old one: clear the set. */
     for (size_t i = 0; i < n; i++) free(kw[i].spelling);
-    KMK_ERR(TAG, "setting keywords failed (%d)", rc);
+    for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
+    s->nkw = 0;
+    KMK_ERR(TAG, "setting keywords failed (%d): keyword set cleared", rc);
     return rc;
   }
   for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);

@@ -73,7 +73,8 @@ int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n
  * if the word is English, else kmk_g2p plus English readings), joins the language model as a
  * unigram and is also spotted by a keyword search run on the same audio; a name appears in the
  * transcript, spelled as given here, only when both agree (see stt_sphinx.c). Returns 0 or a
- * negative error (nothing changed on error). Strings are copied. Each call adds dictionary
+ * negative error: KMK_SPEECH_EINVAL (a word with spaces, digits or punctuation, nothing
+ * pronounceable, n > 32) changes nothing; an engine failure clears the set. Strings are copied. Each call adds dictionary
  * entries that are never removed (a few bytes per variant): call it on persona changes, not per
  * utterance. */
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n);
