@@ -45,6 +45,9 @@
 #define STREAM_RATE 16000
 #define RELOAD_DEBOUNCE_MS 120
 #define STALE_S 15.0 /* any reply that waited longer than this for the floor is dropped */
+#define TOPUP_FRAMES 8   /* synthesized audio is encoded into `out` only up to this many frames
+                            ahead, a slice at a time: a long TTS chunk never stalls a tick */
+#define SLICE_MS 60
 
 typedef enum { BOT_LISTENING, BOT_SPEAKING } bot_state;
 
@@ -96,6 +99,9 @@ struct kmk_agent {
   reply *current;                 /* being synthesized/spoken */
   kmk_job *tts_job;               /* in flight for current, or NULL */
   int tts_finished;               /* all of current's audio is in `out` */
+  int tts_synth_done;             /* synthesis ended; `pending` may still hold audio */
+  struct tts_chunk *pending_head, *pending_tail; /* synthesized, not yet encoded */
+  size_t pending_samples;
   int audio_started;
   uint64_t tts_submit_ns;
   double tts_first_ms;
@@ -303,20 +309,61 @@ typedef struct {
   char err[256];
 } tts_job;
 
-typedef struct {
+typedef struct tts_chunk {
+  struct tts_chunk *next;
   uint64_t reply_id;
   int rate;
-  size_t n;
+  size_t n, off; /* off: samples already pushed into `out` */
   int16_t pcm[];
 } tts_chunk;
+
+static void clear_pending(kmk_agent *a) {
+  for (tts_chunk *c = a->pending_head, *n; c; c = n) {
+    n = c->next;
+    free(c);
+  }
+  a->pending_head = a->pending_tail = NULL;
+  a->pending_samples = 0;
+}
+
+/* Moves synthesized audio into `out` (resample + Opus encode) a slice at a time, only while
+   fewer than TOPUP_FRAMES are queued; ends the reply's stream once synthesis is done and nothing
+   is pending. Called on chunk arrival, at synthesis end and before every frame pull. */
+static void feed_out(kmk_agent *a) {
+  while (a->pending_head && kmk_audio_out_queued(a->out) < TOPUP_FRAMES) {
+    tts_chunk *c = a->pending_head;
+    size_t slice = (size_t)c->rate * SLICE_MS / 1000, n = c->n - c->off;
+    if (n > slice) n = slice;
+    if (kmk_audio_out_push(a->out, c->pcm + c->off, n, c->rate) < 0) {
+      emit_error(a, NULL, "tts", "audio out refused a chunk (bad rate?)");
+      n = c->n - c->off;
+    }
+    c->off += n;
+    a->pending_samples -= n;
+    if (c->off >= c->n) {
+      a->pending_head = c->next;
+      if (!a->pending_head) a->pending_tail = NULL;
+      free(c);
+    }
+  }
+  if (a->tts_synth_done && !a->pending_head && !a->tts_finished && a->current) {
+    kmk_audio_out_finish(a->out);
+    a->tts_finished = 1;
+  }
+}
 
 static void on_tts_chunk(void *ud, void *msg) {
   kmk_agent *a = ud;
   tts_chunk *c = msg;
-  if (a->current && a->current->id == c->reply_id) {
+  if (a->current && a->current->id == c->reply_id && !a->tts_synth_done) {
     if (a->tts_first_ms < 0) a->tts_first_ms = ms_since(a->tts_submit_ns);
-    if (kmk_audio_out_push(a->out, c->pcm, c->n, c->rate) < 0)
-      emit_error(a, NULL, "tts", "audio out refused a chunk (bad rate?)");
+    c->next = NULL;
+    c->off = 0;
+    if (a->pending_tail) a->pending_tail->next = c; else a->pending_head = c;
+    a->pending_tail = c;
+    a->pending_samples += c->n;
+    feed_out(a);
+    return;
   }
   free(c);
 }
@@ -361,9 +408,10 @@ static void tts_done(kmk_job *job, int cancelled) {
       snprintf(msg, sizeof msg, "speech synthesis failed: %s", j->err);
       emit_error(a, a->personas[a->current->persona].info->name, "tts", msg);
     }
-    kmk_audio_out_finish(a->out);
-    a->tts_finished = 1;
-    if (!a->audio_started && kmk_audio_out_queued(a->out) == 0) finish_reply(a, "empty");
+    a->tts_synth_done = 1;
+    feed_out(a);
+    if (a->tts_finished && !a->audio_started && kmk_audio_out_queued(a->out) == 0)
+      finish_reply(a, "empty");
   }
   free(j->text);
   free(j);
@@ -397,6 +445,8 @@ static void speak_next(kmk_agent *a) {
   a->current = r;
   a->state = BOT_SPEAKING;
   a->tts_finished = 0;
+  a->tts_synth_done = 0;
+  clear_pending(a);
   a->audio_started = 0;
   a->frames_sent = 0;
   a->tts_first_ms = -1;
@@ -457,6 +507,7 @@ static void finish_reply(kmk_agent *a, const char *end_reason) {
   free(r->text);
   free(r);
   a->current = NULL;
+  clear_pending(a);
   a->state = BOT_LISTENING;
   speak_next(a);
 }
@@ -467,12 +518,14 @@ static void barge_in(kmk_agent *a, const char *who) {
   if (a->tts_job) kmk_job_cancel(a->tts_job);
   /* What the listener heard: the share of the reply's audio that went out, as a text prefix. */
   size_t queued = kmk_audio_out_queued(a->out);
-  size_t total = a->frames_sent + queued;
+  size_t pending_frames = a->pending_head ? a->pending_samples * 50 / (size_t)a->pending_head->rate : 0;
+  size_t total = a->frames_sent + queued + pending_frames;
   size_t len = strlen(r->text);
-  size_t heard = total && a->tts_finished ? len * a->frames_sent / total : 0;
-  if (!a->tts_finished && a->frames_sent) heard = len / 2; /* unknown length: a rough half */
+  size_t heard = total && a->tts_synth_done ? len * a->frames_sent / total : 0;
+  if (!a->tts_synth_done && a->frames_sent) heard = len / 2; /* unknown length: a rough half */
   while (heard < len && (r->text[heard] & 0xC0) == 0x80) heard++; /* whole UTF-8 sequences */
   kmk_audio_out_clear(a->out);
+  clear_pending(a);
   cJSON *ev = kmk_event_new(now(a), "interrupted", a->personas[r->persona].info->name);
   cJSON_AddStringToObject(ev, "by", who);
   char *h = strndup(r->text, heard);
@@ -668,6 +721,7 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
     maybe_tick(a);
     return NULL;
   }
+  feed_out(a);
   const kmk_out_frame *f = kmk_audio_out_pop(a->out);
   if (f) {
     if (!a->audio_started) {
@@ -863,6 +917,7 @@ void kmk_agent_free(kmk_agent *a) {
     free(a->current->text);
     free(a->current);
   }
+  clear_pending(a);
   for (size_t p = 0; p < a->n_personas; p++) {
     kmk_file_watch_free(a->personas[p].watch); /* handles close on the loop's next run */
     kmk_brain_free(a->personas[p].brain);
