@@ -751,7 +751,8 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
 
 static void on_tick_due(uv_timer_t *t) {
   kmk_agent *a = t->data;
-  cJSON *ev = kmk_event_new(now(a), "tick", NULL);
+  /* t = the timeline second that passed (in --fast the timer runs a few ticks later) */
+  cJSON *ev = kmk_event_new(a->next_tick_t - 1.0, "tick", NULL);
   to_personas_ex(a, ev, 0, -1, 1); /* not logged: one a second, only deciding ones show */
   cJSON_Delete(ev);
 }
