@@ -712,6 +712,16 @@ void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
   speak_next(a);
 }
 
+int kmk_agent_chat(kmk_agent *a, const char *speaker, const char *text) {
+  if (!a || !speaker || !*speaker || !text || !*text) return -1;
+  cJSON *ev = kmk_event_new(now(a), "chat", speaker);
+  cJSON_AddStringToObject(ev, "text", text);
+  kmk_eventlog_write(a->o.log, ev);
+  to_personas(a, ev, 0, -1);
+  cJSON_Delete(ev);
+  return 0;
+}
+
 /* ---------------------------------------------------------------- audio out */
 
 static void maybe_tick(kmk_agent *a);

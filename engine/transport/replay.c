@@ -177,6 +177,9 @@ static void step(replay *r) {
       }
     }
   }
+  for (size_t i = 0; i < r->o->n_chats; i++) /* chat lines due in this tick */
+    if (r->o->chats[i].at >= t - 1e-9 && r->o->chats[i].at < t_next - 1e-9)
+      kmk_agent_chat(r->agent, r->o->chats[i].speaker, r->o->chats[i].text);
   const kmk_out_frame *f = kmk_agent_pull_frame(r->agent);
   if (f) r->agent_frames++;
   mix_agent(r, f, t);

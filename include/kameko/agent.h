@@ -60,6 +60,10 @@ int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len);
    The speaker pointer is invalid afterwards. */
 void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s);
 
+/* A text-chat message from a person (a room's chat, a Discord text channel): logged as "chat"
+   and shown to the personas like a transcript. Returns 0 or -1 for a bad argument. */
+int kmk_agent_chat(kmk_agent *a, const char *speaker, const char *text);
+
 /* Transport's pacer tick: the next 20 ms Opus frame of the agent's voice (48 kHz stereo, with the
    PCM that was encoded), or NULL while the agent is silent. Valid until the next agent call. */
 const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a);

@@ -17,6 +17,11 @@ typedef struct {
 } kmk_replay_track;
 
 typedef struct {
+  const char *speaker, *text;
+  double at; /* seconds on the timeline */
+} kmk_replay_chat;
+
+typedef struct {
   const kmk_replay_track *tracks;
   size_t n_tracks;
   const char *out_dir;
@@ -26,6 +31,8 @@ typedef struct {
   const char *scripts_dir;
   double tail_s;    /* timeline kept running after the last track ends (default 2 s) */
   double max_wait_s; /* how long past the end the agent may stay busy (default 120 s) */
+  const kmk_replay_chat *chats; /* text-chat messages on the timeline (optional) */
+  size_t n_chats;
 } kmk_replay_opts;
 
 /* Returns 0; -1 with err for bad input (files, persona) before anything ran; 1 when the run

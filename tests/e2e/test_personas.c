@@ -7,7 +7,8 @@
  * Second run: the three shipped personas (Kameko, Marta the shopkeeper, Warden the moderator);
  * Carl asks Marta what she sells, Dora insults someone: Marta answers Carl with her stock, Warden
  * warns Dora and says nothing else, Kameko stays out of both; a greeting that waited while Carl
- * spoke is dropped as stale; no overlap.
+ * spoke is dropped as stale; Erin asks Marta about rope in the text chat and gets a spoken price;
+ * no overlap.
  */
 #include <sys/stat.h>
 
@@ -106,16 +107,18 @@ static void test_shipped_personas(void) {
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua",
                             KMK_SOURCE_DIR "/personas/shopkeeper.lua",
                             KMK_SOURCE_DIR "/personas/moderator.lua"};
+  kmk_replay_chat chats[] = {{"erin", "Marta, how much is the rope?", 14.0}};
   kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir2, .fast = 1,
                        .persona_paths = personas, .n_personas = 3,
-                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
+                       .scripts_dir = KMK_SOURCE_DIR "/scripts", .chats = chats, .n_chats = 1};
   int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
   if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
   CHECK_EQ_INT(rc, 0);
   kmk_config_free(&cfg);
   pevents e;
   pevents_load(outdir2, &e);
-  int marta_stock = 0, warden_warned = 0, warden_other = 0, kameko_transcript = 0, stale = 0;
+  int marta_stock = 0, warden_warned = 0, warden_other = 0, kameko_transcript = 0, stale = 0,
+      chat = 0, marta_rope = 0;
   for (int i = 0; i < e.n; i++) {
     const cJSON *ev = e.ev[i];
     const char *sp = pstr(ev, "speaker");
@@ -125,9 +128,11 @@ static void test_shipped_personas(void) {
         cJSON_IsTrue(cJSON_GetObjectItem(ev, "should_speak")))
       kameko_transcript++;
     if (ptype(ev, "reply_dropped") && strstr(pstr(ev, "reason"), "stale")) stale++;
+    if (ptype(ev, "chat") && strcmp(sp, "erin") == 0) chat++;
     if (!ptype(ev, "audio_out_start")) continue;
     printf("%6.2f %s says \"%s\"\n", pnum(ev, "t"), sp, pstr(ev, "text"));
     if (strcmp(sp, "Marta") == 0 && strstr(pstr(ev, "text"), "swords at 50 gold")) marta_stock++;
+    if (strcmp(sp, "Marta") == 0 && strstr(pstr(ev, "text"), "The rope is 5 gold")) marta_rope++;
     if (strcmp(sp, "Warden") == 0) {
       if (strstr(pstr(ev, "text"), "dora, please keep it civil")) warden_warned++;
       else warden_other++;
@@ -138,6 +143,8 @@ static void test_shipped_personas(void) {
   CHECK_EQ_INT(warden_other, 0);
   CHECK_EQ_INT(kameko_transcript, 0);
   CHECK(stale >= 1);
+  CHECK_EQ_INT(chat, 1);
+  CHECK_EQ_INT(marta_rope, 1);
   check_no_overlap(&e);
   pevents_free(&e);
 }
