@@ -10,7 +10,8 @@
  *   kmk.lower(s) -> s          UTF-8 lowercase: ASCII, Latin-1 letters, Cyrillic (incl. Ё)
  *   kmk.llm_available() -> b   whether an LLM provider is configured
  *   -- conversation state (in the registry store; handed to the new state on a hot reload)
- *   kmk.memory(user) -> t      facts about one speaker (a table the persona fills), created empty
+ *   kmk.memory(user) -> t | nil, err   facts about one speaker (a table the persona fills),
+ *                              created empty; nil, err once STORE_MAX_USERS are remembered
  *   kmk.state() -> t           the persona's own state (seeded from the persona's `state`)
  *   kmk.mute(user [, on])      ignore (true, default) or listen to (false) a user again
  *   kmk.muted(user) -> b
@@ -149,6 +150,7 @@ static int api_llm_available(lua_State *L) {
 /* ---- the store ---- */
 #define STORE_KEY "kmk.store"
 #define MAX_USER_LEN 64
+#define STORE_MAX_USERS 1024 /* people remembered per persona (bounded; runtime failure past it) */
 
 /* Pushes the store (creating it with its sub-tables on first use). */
 static void push_store(lua_State *L) {
@@ -192,6 +194,17 @@ static int api_memory(lua_State *L) {
   push_store_table(L, "users");
   if (lua_getfield(L, -1, u) != LUA_TTABLE) {
     lua_pop(L, 1);
+    lua_Integer n = 0; /* counted only when a new user would be added */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      n++;
+    }
+    if (n >= STORE_MAX_USERS) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "memory is full (%d users remembered)", STORE_MAX_USERS);
+      return 2;
+    }
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, u);

@@ -50,9 +50,10 @@ function kmk.llm_available() end
 -- (a reload never loses it); bounded by the persona's memory cap.
 
 ---Facts about one speaker (a table the persona fills freely), created empty on first use.
----Raises for a name that is not a string of 1..64 bytes.
+---Raises for a name that is not a string of 1..64 bytes; returns nil, err when 1024 users are
+---already remembered (a new one is refused, known ones keep working).
 ---@param user string
----@return table
+---@return table|nil memory, string? err
 function kmk.memory(user) end
 
 ---The persona's own state (e.g. a shop's stock), seeded from the persona's `state` field: keys

@@ -21,6 +21,22 @@ describe("kmk.memory / kmk.state", function()
   end)
 end)
 
+describe("kmk.memory bound", function()
+  it("refuses a new user with nil, err once 1024 are remembered; known users still work", function()
+    for i = 1, 1100 do
+      local m, err = kmk.memory("bulk" .. i)
+      if not m then
+        expect(err).to_contain("memory is full")
+        break
+      end
+    end
+    local m, err = kmk.memory("one_too_many")
+    expect(m).to_be_nil()
+    expect(err).to_contain("1024 users")
+    expect(type(kmk.memory("api_al"))).to_be("table")
+  end)
+end)
+
 describe("kmk.mute / kmk.muted", function()
   it("mutes case-insensitively and unmutes", function()
     kmk.mute("Api_Spammer")
