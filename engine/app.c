@@ -200,6 +200,7 @@ static int cmd_demo(int argc, char **argv, const kmk_config *cfg) {
 }
 
 int kmk_app_main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines interleave with the log in order */
   const char *env_path = ".env";
   int env_given = 0;
   int i = 1;

@@ -633,7 +633,7 @@ static void classify_status(kmk_llm_req *r, const kmk_http_resp *resp) {
     const char *why = st == 401 ? "the API key was rejected; check LLM_API_KEY / OPENROUTER_API_KEY"
                       : st == 402 ? "no credits left on the account"
                                   : "the request was refused (moderation or a blocked key)";
-    snprintf(r->msg, sizeof r->msg, "HTTP %ld: %s%s%s", st, why, m[0] ? ": " : "", m);
+    snprintf(r->msg, sizeof r->msg, "HTTP %ld: %s%s%.150s", st, why, m[0] ? ": " : "", m);
     l->fatal = (int)st;
     snprintf(l->fatal_msg, sizeof l->fatal_msg, "LLM provider disabled: %s", r->msg);
     KMK_ERR(TAG, "%s", l->fatal_msg);
