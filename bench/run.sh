@@ -9,3 +9,5 @@ echo "== bench_replay (offline pipeline stage latencies, demo conversation)"
 "$build/bench_replay" 5
 echo "== vad_eval (labelled noisy multi-speaker corpus, ~29 min, energy baseline vs spectral)"
 "$build/vad_eval" 24
+echo "== bench_reload (persona hot reload latency, Lua call per decision)"
+"$build/bench_reload"
