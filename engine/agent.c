@@ -424,7 +424,7 @@ static int humans_speaking(kmk_agent *a) {
 }
 
 static void speak_next(kmk_agent *a) {
-  if (a->state != BOT_LISTENING || humans_speaking(a)) return;
+  if (a->state != BOT_LISTENING) return;
   for (reply *h; (h = a->queue_head) != NULL;) {
     const char *why = now(a) - h->t_decided > STALE_S ? "stale: waited too long for the floor"
                       : !h->addressed_me && h->t_decided < a->last_speech_start_t
@@ -437,6 +437,9 @@ static void speak_next(kmk_agent *a) {
     drop_reply(a, h, why);
   }
   if (!a->queue_head) return;
+  /* Nobody starts while a person speaks, except a persona whose policy.may_interrupt says so
+     (a moderator that must cut in). */
+  if (humans_speaking(a) && !a->personas[a->queue_head->persona].info->may_interrupt) return;
   reply *r = a->queue_head;
   a->queue_head = r->next;
   if (!a->queue_head) a->queue_tail = NULL;
@@ -515,6 +518,7 @@ static void finish_reply(kmk_agent *a, const char *end_reason) {
 static void barge_in(kmk_agent *a, const char *who) {
   if (a->state != BOT_SPEAKING || !a->current) return;
   reply *r = a->current;
+  if (a->personas[r->persona].info->may_interrupt) return; /* it holds the floor to the end */
   if (a->tts_job) kmk_job_cancel(a->tts_job);
   /* What the listener heard: the share of the reply's audio that went out, as a text prefix. */
   size_t queued = kmk_audio_out_queued(a->out);

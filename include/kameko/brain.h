@@ -86,7 +86,8 @@ typedef struct {
   size_t max_reply_chars;
   int has_on_tick;                            /* defines on_tick: gets "tick" events */
   int has_on_event;                           /* defines on_event: gets stage events */
-  int may_interrupt;                          /* policy.may_interrupt (reserved) */
+  int may_interrupt;                          /* policy.may_interrupt: may start while a person
+                                                 speaks, and is not cut off by one (agent.c) */
 } kmk_persona_info;
 
 typedef enum { KMK_ACTION_NONE = 0, KMK_ACTION_DECISION, KMK_ACTION_LLM } kmk_action_kind;

@@ -15,7 +15,7 @@
 #include "test_personas_util.h"
 
 static char tmpdir[256], alice_wav[300], bob_wav[300], echo_lua[300], shy_lua[300], outdir[300],
-    carl_wav[300], dora_wav[300], outdir2[300];
+    carl_wav[300], dora_wav[300], outdir2[300], bold_lua[300], outdir3[300];
 
 static const char *ECHO =
     "return {\n"
@@ -34,6 +34,64 @@ static const char *SHY =
     "    if ctx.kind == \"say\" then return \"Sorry, may I add something?\" end\n"
     "  end,\n"
     "}\n";
+
+/* policy.may_interrupt: Bold cuts in as soon as someone starts talking, and a person starting
+   to talk does not cut Bold off. */
+static const char *BOLD =
+    "return {\n"
+    "  name = \"Bold\", languages = {\"en\"}, wake_words = {\"bold\"},\n"
+    "  voices = {en = {engine = \"flite\", voice = \"kal16\"}},\n"
+    "  policy = {may_interrupt = true},\n"
+    "  on_event = function(ev, ctx)\n"
+    "    if ev.type == \"speech_start\" then\n"
+    "      return \"Hold on, \" .. ev.speaker .. \". Before you go on, I have a rather long \" ..\n"
+    "        \"announcement to make, and I will finish it whoever else starts talking.\"\n"
+    "    end\n"
+    "  end,\n"
+    "}\n";
+
+static void test_may_interrupt(void) {
+  CHECK_EQ_INT(write_file_inplace(bold_lua, BOLD), 0);
+  kmk_config cfg;
+  char err[1024];
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
+  const char *personas[] = {bold_lua};
+  kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir3, .fast = 1,
+                       .persona_paths = personas, .n_personas = 1,
+                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
+  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
+  CHECK_EQ_INT(rc, 0);
+  kmk_config_free(&cfg);
+  pevents e;
+  pevents_load(outdir3, &e);
+  int humans = 0, started_over_human = 0, spoke_while_bob_started = 0, talking = 0, ends = 0;
+  for (int i = 0; i < e.n; i++) {
+    const cJSON *ev = e.ev[i];
+    const char *sp = pstr(ev, "speaker");
+    if (ptype(ev, "speech_start")) {
+      humans++;
+      if (talking && strcmp(sp, "bob") == 0) spoke_while_bob_started++;
+    } else if (ptype(ev, "speech_end")) {
+      humans--;
+    } else if (ptype(ev, "audio_out_start")) {
+      printf("%6.2f %s says \"%s\" (%d speaking)\n", pnum(ev, "t"), sp, pstr(ev, "text"), humans);
+      if (humans > 0) started_over_human++;
+      talking = 1;
+    } else if (ptype(ev, "audio_out_end")) {
+      CHECK_STR(pstr(ev, "reason"), "done");
+      talking = 0;
+      ends++;
+    }
+    CHECK(!ptype(ev, "interrupted"));
+  }
+  CHECK(started_over_human >= 1);       /* it cut in while alice was talking */
+  CHECK_EQ_INT(spoke_while_bob_started, 1); /* bob started during its speech: not cut off */
+  CHECK(ends >= 1);
+  check_no_overlap(&e);
+  pevents_free(&e);
+}
 
 static void test_three_personas_share_the_floor(void) {
   CHECK_EQ_INT(write_file_inplace(echo_lua, ECHO), 0);
@@ -158,6 +216,8 @@ int main(void) {
   snprintf(shy_lua, sizeof shy_lua, "%s/shy.lua", tmpdir);
   snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
   snprintf(outdir2, sizeof outdir2, "%s/out2", tmpdir);
+  snprintf(bold_lua, sizeof bold_lua, "%s/bold.lua", tmpdir);
+  snprintf(outdir3, sizeof outdir3, "%s/out3", tmpdir);
   snprintf(carl_wav, sizeof carl_wav, "%s/carl.wav", tmpdir);
   snprintf(dora_wav, sizeof dora_wav, "%s/dora.wav", tmpdir);
   pbuf a = {0}, b = {0};
@@ -189,6 +249,7 @@ int main(void) {
   }
   RUN(test_three_personas_share_the_floor);
   RUN(test_shipped_personas);
+  RUN(test_may_interrupt);
   if (!getenv("KMK_KEEP_OUTPUT")) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
