@@ -5,20 +5,11 @@
  * silent, that --fast and real time give the same events, and that odd inputs (44.1 kHz stereo,
  * an empty track, pure silence) go through without loss or crash.
  */
-#include <cjson/cJSON.h>
 #include <ctype.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <math.h>
 
-#include "check.h"
-#include "kameko/audio.h"
 #include "kameko/resample.h"
-#include "kameko/wav.h"
-#include "kameko/config.h"
-#include "kameko/replay.h"
-#include "kameko/speech.h"
+#include "test_personas_util.h"
 
 #define ALICE_LINE "hello bob did you see the game last night"
 #define BOB_LINE "kameko what is your name"
@@ -26,100 +17,33 @@
    differences while still catching a broken recognizer, resampler or endpointer. */
 #define WER_BOUND 0.25
 
-typedef struct {
-  int16_t *pcm;
-  size_t n, cap;
-  int rate;
-} buf;
-
-static int grow(buf *b, size_t n) {
-  if (b->n + n <= b->cap) return 0;
-  size_t cap = (b->n + n) * 2;
-  int16_t *p = realloc(b->pcm, cap * sizeof *p);
-  if (!p) return -1;
-  b->pcm = p;
-  b->cap = cap;
-  return 0;
+/* index of the first event at or after `from` with this type (and speaker, if given) */
+static int find(const pevents *e, int from, const char *type, const char *speaker) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], type) && (!speaker || strcmp(pstr(e->ev[i], "speaker"), speaker) == 0))
+      return i;
+  return -1;
 }
-static int on_chunk(void *ud, const int16_t *pcm, size_t n, int rate) {
-  buf *b = ud;
-  if (grow(b, n) < 0) return 1;
-  memcpy(b->pcm + b->n, pcm, n * sizeof *pcm);
-  b->n += n;
-  b->rate = rate;
-  return 0;
-}
-static void silence(buf *b, double s) {
-  size_t n = (size_t)(s * 16000);
-  if (grow(b, n) < 0) return;
-  memset(b->pcm + b->n, 0, n * sizeof *b->pcm);
-  b->n += n;
+static int find_decision_for(const pevents *e, int from, const char *to) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], "decision") && strcmp(pstr(e->ev[i], "to"), to) == 0 &&
+        strcmp(pstr(e->ev[i], "trigger"), "transcript") == 0)
+      return i;
+  return -1;
 }
 
 /* lead seconds of silence, the sentence, tail seconds of silence; written at 16 kHz mono */
 static int make_track(const char *path, const char *voice, const char *text, double lead,
                       double tail) {
-  buf b = {0};
-  b.rate = 16000;
-  silence(&b, lead);
-  kmk_tts_voice v = {.voice = voice};
-  atomic_int cancel = 0;
-  char err[256];
-  int rc = kmk_tts_flite_synth(text, &v, on_chunk, &b, &cancel, err, sizeof err);
+  pbuf b = {0};
+  pbuf_silence(&b, lead);
+  int rc = pbuf_say(&b, voice, text);
   if (rc == 0) {
-    silence(&b, tail);
+    pbuf_silence(&b, tail);
     rc = kmk_wav_write_s16(path, b.pcm, b.n, 16000, 1);
   }
   free(b.pcm);
   return rc;
-}
-
-/* ---- events.jsonl helpers */
-typedef struct {
-  cJSON *ev[512];
-  int n;
-} events;
-
-static void load_events(const char *dir, events *e) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/events.jsonl", dir);
-  FILE *f = fopen(path, "r");
-  e->n = 0;
-  CHECK(f != NULL);
-  if (!f) return;
-  char line[16384];
-  while (fgets(line, sizeof line, f) && e->n < 512) {
-    cJSON *j = cJSON_Parse(line);
-    CHECK(j != NULL); /* every line is one JSON object */
-    if (j) e->ev[e->n++] = j;
-  }
-  fclose(f);
-}
-static void free_events(events *e) {
-  for (int i = 0; i < e->n; i++) cJSON_Delete(e->ev[i]);
-}
-static const char *str(const cJSON *ev, const char *k) {
-  const cJSON *x = cJSON_GetObjectItem(ev, k);
-  return cJSON_IsString(x) ? x->valuestring : "";
-}
-static double num(const cJSON *ev, const char *k) {
-  const cJSON *x = cJSON_GetObjectItem(ev, k);
-  return cJSON_IsNumber(x) ? x->valuedouble : -1;
-}
-/* index of the first event at or after `from` with this type (and speaker, if given) */
-static int find(const events *e, int from, const char *type, const char *speaker) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (strcmp(str(e->ev[i], "type"), type) == 0 &&
-        (!speaker || strcmp(str(e->ev[i], "speaker"), speaker) == 0))
-      return i;
-  return -1;
-}
-static int find_decision_for(const events *e, int from, const char *to) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (strcmp(str(e->ev[i], "type"), "decision") == 0 && strcmp(str(e->ev[i], "to"), to) == 0 &&
-        strcmp(str(e->ev[i], "trigger"), "transcript") == 0)
-      return i;
-  return -1;
 }
 
 /* word error rate of hyp against ref (both lowercase words separated by spaces) */
@@ -176,8 +100,8 @@ static int run_replay(const char *out, int fast) {
   return rc;
 }
 
-static void check_conversation(const char *out, events *e) {
-  load_events(out, e);
+static void check_conversation(const char *out, pevents *e) {
+  pevents_load(out, e);
   CHECK(e->n > 8);
   /* joins first; the persona greets the first person who joins, by name (a burst of joins
      gets one greeting, not one each) */
@@ -186,60 +110,60 @@ static void check_conversation(const char *out, events *e) {
   int greet = find(e, ja, "decision", "Kameko");
   CHECK(greet > ja);
   if (greet > ja) {
-    CHECK_STR(str(e->ev[greet], "trigger"), "join");
+    CHECK_STR(pstr(e->ev[greet], "trigger"), "join");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e->ev[greet], "should_speak")));
-    CHECK(strstr(str(e->ev[greet], "response"), "alice") != NULL);
+    CHECK(strstr(pstr(e->ev[greet], "response"), "alice") != NULL);
   }
   /* alice: start < end < transcript < decision(silent) */
   int as = find(e, 0, "speech_start", "alice"), ae = find(e, as, "speech_end", "alice");
   int at = find(e, ae, "transcript", "alice");
   CHECK(as >= 0 && ae > as && at > ae);
   if (at > 0) {
-    double w = wer(ALICE_LINE, str(e->ev[at], "text"));
-    printf("alice heard: \"%s\" (WER %.2f)\n", str(e->ev[at], "text"), w);
+    double w = wer(ALICE_LINE, pstr(e->ev[at], "text"));
+    printf("alice heard: \"%s\" (WER %.2f)\n", pstr(e->ev[at], "text"), w);
     CHECK(w <= WER_BOUND);
-    CHECK_STR(str(e->ev[at], "lang"), "en");
+    CHECK_STR(pstr(e->ev[at], "lang"), "en");
     int ad = find_decision_for(e, at, "alice");
     CHECK(ad > at);
     if (ad > 0) {
       CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e->ev[ad], "should_speak")));
-      CHECK_STR(str(e->ev[ad], "persona"), "Kameko");
+      CHECK_STR(pstr(e->ev[ad], "persona"), "Kameko");
     }
     /* detection follows the audio: start within min_speech + a tick, end within end_silence */
-    double a0 = num(e->ev[as], "audio_t"), a1 = num(e->ev[ae], "audio_t");
+    double a0 = pnum(e->ev[as], "audio_t"), a1 = pnum(e->ev[ae], "audio_t");
     CHECK(a0 > 5.5 && a0 < 6.1); /* the sentence starts at 6.0 s; pre-roll reaches back */
     CHECK(a1 > a0 + 1.5 && a1 < 10.0);
-    CHECK(num(e->ev[as], "t") >= a0 && num(e->ev[as], "t") < a0 + 1.0);
-    CHECK(num(e->ev[ae], "t") >= a1 && num(e->ev[ae], "t") < a1 + 1.5);
+    CHECK(pnum(e->ev[as], "t") >= a0 && pnum(e->ev[as], "t") < a0 + 1.0);
+    CHECK(pnum(e->ev[ae], "t") >= a1 && pnum(e->ev[ae], "t") < a1 + 1.5);
   }
   /* bob: addressed the persona by name -> it answers, by voice */
   int bs = find(e, 0, "speech_start", "bob"), be = find(e, bs, "speech_end", "bob");
   int bt = find(e, be, "transcript", "bob");
   CHECK(bs >= 0 && be > bs && bt > be);
   if (bt > 0) {
-    double w = wer(BOB_LINE, str(e->ev[bt], "text"));
-    printf("bob heard: \"%s\" (WER %.2f)\n", str(e->ev[bt], "text"), w);
+    double w = wer(BOB_LINE, pstr(e->ev[bt], "text"));
+    printf("bob heard: \"%s\" (WER %.2f)\n", pstr(e->ev[bt], "text"), w);
     CHECK(w <= WER_BOUND);
-    CHECK(strstr(str(e->ev[bt], "text"), "kameko") != NULL); /* the name, spotted offline */
+    CHECK(strstr(pstr(e->ev[bt], "text"), "kameko") != NULL); /* the name, spotted offline */
     int bd = find_decision_for(e, bt, "bob");
     CHECK(bd > bt);
     if (bd > 0) {
       CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e->ev[bd], "should_speak")));
-      CHECK(strlen(str(e->ev[bd], "response")) > 3);
+      CHECK(strlen(pstr(e->ev[bd], "response")) > 3);
       const cJSON *lat = cJSON_GetObjectItem(e->ev[bd], "latency_ms");
       CHECK(cJSON_GetObjectItem(lat, "stt") && cJSON_GetObjectItem(lat, "brain"));
       int os = find(e, bd, "audio_out_start", "Kameko");
       int oe = find(e, os, "audio_out_end", "Kameko");
       CHECK(os > bd && oe > os);
       if (os > 0 && oe > 0) {
-        CHECK_STR(str(e->ev[os], "text"), str(e->ev[bd], "response"));
-        CHECK_STR(str(e->ev[oe], "reason"), "done");
+        CHECK_STR(pstr(e->ev[os], "text"), pstr(e->ev[bd], "response"));
+        CHECK_STR(pstr(e->ev[oe], "reason"), "done");
         char path[512];
         snprintf(path, sizeof path, "%s/conversation.wav", out);
         kmk_wav mix;
         char err[256];
         CHECK_EQ_INT(kmk_wav_read(path, &mix, err, sizeof err), 0);
-        double t0 = num(e->ev[os], "t"), t1 = num(e->ev[oe], "t");
+        double t0 = pnum(e->ev[os], "t"), t1 = pnum(e->ev[oe], "t");
         double reply_rms = rms_between(&mix, t0, t1);
         double quiet_rms = rms_between(&mix, t1 + 0.2, t1 + 1.0); /* after the reply: nobody */
         printf("reply %.2f-%.2f s, rms %.0f (quiet part %.0f)\n", t0, t1, reply_rms, quiet_rms);
@@ -253,26 +177,26 @@ static void check_conversation(const char *out, events *e) {
 }
 
 static void test_two_speakers_fast(void) {
-  events e;
+  pevents e;
   char out[300];
   snprintf(out, sizeof out, "%s/fast", tmpdir);
   CHECK_EQ_INT(run_replay(out, 1), 0);
   check_conversation(out, &e);
-  free_events(&e);
+  pevents_free(&e);
 }
 
 /* The events of one type, in order, as "speaker|field|field" lines. */
-static void project(const events *e, const char *type, const char *f1, const char *f2, char *out,
+static void project(const pevents *e, const char *type, const char *f1, const char *f2, char *out,
                     size_t cap) {
   out[0] = '\0';
   for (int i = 0; i < e->n; i++) {
-    if (strcmp(str(e->ev[i], "type"), type) != 0) continue;
+    if (strcmp(pstr(e->ev[i], "type"), type) != 0) continue;
     const cJSON *x = cJSON_GetObjectItem(e->ev[i], f2);
     const cJSON *b = cJSON_GetObjectItem(e->ev[i], "should_speak");
     char v2[512], line[1200];
     if (cJSON_IsNumber(x)) snprintf(v2, sizeof v2, "%.3f", x->valuedouble);
-    else snprintf(v2, sizeof v2, "%s", str(e->ev[i], f2));
-    snprintf(line, sizeof line, "%s|%s|%s|%s;", str(e->ev[i], "speaker"), str(e->ev[i], f1), v2,
+    else snprintf(v2, sizeof v2, "%s", pstr(e->ev[i], f2));
+    snprintf(line, sizeof line, "%s|%s|%s|%s;", pstr(e->ev[i], "speaker"), pstr(e->ev[i], f1), v2,
              b ? (cJSON_IsTrue(b) ? "T" : "F") : "");
     strncat(out, line, cap - strlen(out) - 1);
   }
@@ -282,12 +206,12 @@ static void project(const events *e, const char *type, const char *f1, const cha
    decisions and replies. Only the interleaving with background work differs (in real time the
    timeline runs on while recognition works, so e.g. a "leave" can come before a transcript). */
 static void test_realtime_matches_fast(void) {
-  events f, r;
+  pevents f, r;
   char out_f[300], out_r[300];
   snprintf(out_f, sizeof out_f, "%s/fast", tmpdir);
   snprintf(out_r, sizeof out_r, "%s/realtime", tmpdir);
   CHECK_EQ_INT(run_replay(out_r, 0), 0);
-  load_events(out_f, &f);
+  pevents_load(out_f, &f);
   check_conversation(out_r, &r);
   static const char *const proj[][3] = {{"speech_start", "type", "audio_t"},
                                         {"speech_end", "type", "audio_t"},
@@ -301,8 +225,8 @@ static void test_realtime_matches_fast(void) {
     CHECK(pf[0] != '\0');
     CHECK_STR(pf, pr);
   }
-  free_events(&f);
-  free_events(&r);
+  pevents_free(&f);
+  pevents_free(&r);
 }
 
 /* Odd inputs: 44.1 kHz stereo, an empty track, a silent track: no crash, nothing lost. */
@@ -350,19 +274,19 @@ static void test_odd_inputs(void) {
   char e2[1024];
   CHECK_EQ_INT(kmk_replay_run(&ro, &cfg, e2, sizeof e2), 0);
   kmk_config_free(&cfg);
-  events e;
-  load_events(out, &e);
+  pevents e;
+  pevents_load(out, &e);
   int ct = find(&e, 0, "transcript", "carol");
   CHECK(ct >= 0);
   if (ct >= 0) {
-    printf("carol (44.1 kHz stereo) heard: \"%s\"\n", str(e.ev[ct], "text"));
-    CHECK(wer(BOB_LINE, str(e.ev[ct], "text")) <= WER_BOUND);
+    printf("carol (44.1 kHz stereo) heard: \"%s\"\n", pstr(e.ev[ct], "text"));
+    CHECK(wer(BOB_LINE, pstr(e.ev[ct], "text")) <= WER_BOUND);
   }
   CHECK(find(&e, 0, "speech_start", "erin") < 0); /* silence is not speech */
   CHECK(find(&e, 0, "speech_start", "dave") < 0);
   CHECK(find(&e, 0, "leave", "dave") >= 0);
   CHECK(find(&e, 0, "leave", "erin") >= 0);
-  free_events(&e);
+  pevents_free(&e);
 }
 
 int main(void) {
