@@ -15,6 +15,7 @@
 
 #define MAX_TRACKS 32
 #define MAX_PERSONAS 8
+#define MAX_CHATS 256
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -26,7 +27,7 @@ static void usage(FILE *f) {
           "            flags: --out DIR (default out/demo)  --realtime  --persona FILE\n"
           "  replay    play recorded tracks through the agent:\n"
           "            --speaker NAME=FILE.wav [--speaker ...] [--at NAME=SECONDS] --out DIR\n"
-          "            [--fast] [--persona FILE ...]\n"
+          "            [--fast] [--persona FILE|NAME ...] [--chat NAME@SECONDS=TEXT ...]\n"
           "\n"
           "global flags:\n"
           "  --env FILE         settings file (default .env; missing is fine unless given)\n"
@@ -73,7 +74,9 @@ static int cmd_replay(int argc, char **argv, const kmk_config *cfg) {
   static char names[MAX_TRACKS][64];
   static char pbuf[MAX_PERSONAS][1024];
   const char *personas[MAX_PERSONAS];
-  size_t nt = 0, np = 0;
+  static char chat_names[MAX_CHATS][64];
+  kmk_replay_chat chats[MAX_CHATS];
+  size_t nt = 0, np = 0, nc = 0;
   const char *out = NULL;
   int fast = 0;
   struct {
@@ -118,6 +121,22 @@ static int cmd_replay(int argc, char **argv, const kmk_config *cfg) {
       memcpy(ats[nat].name, v, (size_t)(eq - v));
       ats[nat].name[eq - v] = '\0';
       ats[nat++].at = at;
+    } else if (strcmp(a, "--chat") == 0) {
+      /* NAME@SECONDS=TEXT: a text-chat line on the timeline */
+      if (!need_arg(i, argc, argv)) return 2;
+      const char *v = argv[++i];
+      const char *at = strchr(v, '@'), *eq = at ? strchr(at, '=') : NULL;
+      char *end = NULL;
+      double when = at && eq ? strtod(at + 1, &end) : -1;
+      if (!at || at == v || (size_t)(at - v) >= sizeof chat_names[0] || !eq || end != eq ||
+          when < 0 || when > 86400 || !eq[1] || nc == MAX_CHATS) {
+        fprintf(stderr, "kameko replay: --chat wants NAME@SECONDS=TEXT, got '%s'\n", v);
+        return 2;
+      }
+      memcpy(chat_names[nc], v, (size_t)(at - v));
+      chat_names[nc][at - v] = '\0';
+      chats[nc] = (kmk_replay_chat){.speaker = chat_names[nc], .text = eq + 1, .at = when};
+      nc++;
     } else if (strcmp(a, "--out") == 0) {
       if (!need_arg(i, argc, argv)) return 2;
       out = argv[++i];
@@ -160,7 +179,9 @@ static int cmd_replay(int argc, char **argv, const kmk_config *cfg) {
                        .fast = fast,
                        .persona_paths = personas,
                        .n_personas = np,
-                       .scripts_dir = scripts_dir(cfg)};
+                       .scripts_dir = scripts_dir(cfg),
+                       .chats = chats,
+                       .n_chats = nc};
   char err[1024] = "";
   int rc = kmk_replay_run(&o, cfg, err, sizeof err);
   if (rc < 0) {

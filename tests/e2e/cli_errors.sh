@@ -63,6 +63,13 @@ if grep -q TOPSECRET "$tmp/out"; then fail=$((fail + 1)); echo "FAIL: secret pri
 expect 1 "personas/nosuch.lua" -- "$bin" replay --fast --speaker a="$wav" --persona nosuch --out "$tmp/o"
 expect 0 "events" -- "$bin" replay --fast --speaker a="$wav" --persona kameko --out "$tmp/byname"
 
+# Text chat on the timeline: a bad line is refused, a good one becomes a chat event.
+expect 2 "NAME@SECONDS=TEXT, got 'erin=hi'" -- "$bin" replay --speaker a="$wav" --chat erin=hi --out "$tmp/o"
+expect 2 "NAME@SECONDS=TEXT" -- "$bin" replay --speaker a="$wav" --chat "erin@x=hi" --out "$tmp/o"
+expect 0 "events" -- "$bin" replay --fast --speaker a="$wav" --chat "erin@0.5=kameko, hello there" --out "$tmp/chat"
+if grep -q '"type":"chat","speaker":"erin","text":"kameko, hello there"' "$tmp/chat/events.jsonl"; then
+  pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: chat line missing from events.jsonl"; fi
+
 # A truncated track still plays: complete frames are kept, the run succeeds with a warning.
 expect 0 "events" -- "$bin" replay --fast --speaker a="$tmp/truncated.wav" --out "$tmp/trunc"
 [ -s "$tmp/trunc/events.jsonl" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: no events for truncated track"; }
