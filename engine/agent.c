@@ -19,6 +19,8 @@
  * runs kmk_brain_reload on the loop between ticks and logs "persona_reload" (ok / error, ms).
  * Timer ticks: once per timeline second a "tick" event goes to the personas that define on_tick,
  * from a zero timer armed by kmk_agent_pull_frame (never inside the frame pull itself).
+ * Cloud providers (agent.h): Groq STT with gates and pocketsphinx fallback, the LLM for personas'
+ * KMK_ACTION_LLM, Edge-TTS for "edge" voices; all on the loop, counted in net_inflight.
  */
 #include "kameko/agent.h"
 
@@ -33,6 +35,7 @@
 #include "kameko/out.h"
 #include "kameko/stream.h"
 #include "kameko/brain.h"
+#include "kameko/cloud.h"
 #include "kameko/evq.h"
 #include "kameko/log.h"
 #include "kameko/speech.h"
@@ -114,6 +117,22 @@ struct kmk_agent {
   uv_timer_t *tick_timer;         /* heap: closed in kmk_agent_free */
   double next_tick_t;             /* timeline second of the next "tick" */
   int any_on_tick;
+
+  /* cloud providers (NULL when no key / setting turns them on: the offline path as before) */
+  kmk_http *http;
+  kmk_ws *ws;
+  kmk_groq *groq;
+  kmk_llm *llm;
+  kmk_edge *edge;
+  kmk_gate_opts gates;
+  kmk_echo_memory echo;
+  struct cloud_stt *cloud_stt;    /* Groq requests in flight */
+  struct llm_call *llm_calls;     /* LLM requests in flight */
+  struct edge_call *edge_call;    /* Edge synthesis for `current`, or NULL */
+  int net_inflight;               /* all of the above: replay --fast holds its clock */
+  const char *tts_provider;       /* "edge" | "flite" | "espeak" for `current` */
+  double llm_first_ms, llm_total_ms; /* set while a decision from an LLM answer is handled */
+  int llm_lat;
 };
 
 static double now(kmk_agent *a) { return a->o.now(a->o.now_ud); }
@@ -236,17 +255,130 @@ static void enqueue_reply(kmk_agent *a, reply *r) {
   speak_next(a);
 }
 
+/* ---------------------------------------------------------------- LLM
+ * A persona's KMK_ACTION_LLM runs through kmk_llm_chat (streamed, json_object); the answer (or the
+ * error) goes back to kmk_brain_llm_result, whose decision takes the usual way through the
+ * arbiter. 401/402/403 turn the LLM off for every persona (their rules decide from then on). */
+
+typedef struct llm_call {
+  struct llm_call *next;
+  kmk_agent *a;
+  int persona;
+  uint64_t request_id;
+  cJSON *trigger;
+  uint64_t speech_end_ns;
+  double stt_ms, brain_ms;
+  kmk_llm_req *req;
+} llm_call;
+
+static void llm_call_unlink(kmk_agent *a, llm_call *c) {
+  for (llm_call **pp = &a->llm_calls; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  a->net_inflight--;
+}
+
+static void cancel_llm_calls(kmk_agent *a) {
+  while (a->llm_calls) {
+    llm_call *c = a->llm_calls;
+    a->llm_calls = c->next;
+    a->net_inflight--;
+    kmk_llm_cancel(c->req);
+    cJSON_Delete(c->trigger);
+    free(c);
+  }
+}
+
+static void on_llm_done(void *ud, const kmk_llm_result *r) {
+  llm_call *c = ud;
+  kmk_agent *a = c->a;
+  llm_call_unlink(a, c);
+  persona_slot *ps = &a->personas[c->persona];
+  const char *err = NULL;
+  char msg[512];
+  if (r->err) {
+    const char *fmsg = NULL;
+    int fatal = kmk_llm_fatal(a->llm, &fmsg);
+    snprintf(msg, sizeof msg, "LLM request failed (%s); %s's rules decide",
+             fatal && fmsg ? fmsg : r->message && *r->message ? r->message : "error", ps->info->name);
+    emit_error(a, ps->info->name, "llm", msg);
+    err = msg;
+    if (fatal)
+      for (size_t p = 0; p < a->n_personas; p++)
+        kmk_brain_set_llm_available(a->personas[p].brain, 0);
+  }
+  kmk_brain_action next;
+  memset(&next, 0, sizeof next);
+  uint64_t t0 = uv_hrtime();
+  int rc = kmk_brain_llm_result(ps->brain, c->request_id, r->err ? NULL : r->text, err, &next);
+  double brain_ms = c->brain_ms + ms_since(t0);
+  if (rc < 0) {
+    emit_error(a, ps->info->name, "brain", "the persona failed on the LLM's answer");
+  } else {
+    reply *out = NULL;
+    if (!r->err) {
+      a->llm_lat = 1;
+      a->llm_first_ms = r->first_token_ms;
+      a->llm_total_ms = r->total_ms;
+    }
+    handle_action(a, c->persona, c->trigger, &next, c->speech_end_ns, c->stt_ms, brain_ms, &out);
+    a->llm_lat = 0;
+    if (out) arbitrate(a, &out, 1);
+  }
+  kmk_brain_action_clear(&next);
+  cJSON_Delete(c->trigger);
+  free(c);
+}
+
+/* 0 when the request went out (the answer comes through on_llm_done), else -1. */
+static int start_llm(kmk_agent *a, int p, const cJSON *trigger, const kmk_brain_action *act,
+                     uint64_t speech_end_ns, double stt_ms, double brain_ms) {
+  if (!kmk_llm_available(a->llm) || !act->llm_messages_json) return -1;
+  llm_call *c = calloc(1, sizeof *c);
+  if (!c || !(c->trigger = cJSON_Duplicate(trigger, 1))) {
+    free(c);
+    return -1;
+  }
+  c->a = a;
+  c->persona = p;
+  c->request_id = act->llm_request_id;
+  c->speech_end_ns = speech_end_ns;
+  c->stt_ms = stt_ms;
+  c->brain_ms = brain_ms;
+  kmk_llm_chat_opts co = {.temperature = 0.7, .max_tokens = 400, .json_mode = KMK_LLM_JSON_OBJECT};
+  kmk_llm_callbacks cb = {NULL, NULL, on_llm_done};
+  int rc = kmk_llm_chat(a->llm, act->llm_messages_json, &co, &cb, c, &c->req);
+  if (rc < 0) {
+    if (rc != KMK_NET_EOPEN) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "LLM request not sent (%d); %s's rules decide", rc,
+               a->personas[p].info->name);
+      emit_error(a, a->personas[p].info->name, "llm", msg);
+    }
+    cJSON_Delete(c->trigger);
+    free(c);
+    return -1;
+  }
+  c->next = a->llm_calls;
+  a->llm_calls = c;
+  a->net_inflight++;
+  return 0;
+}
+
 static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
                           uint64_t speech_end_ns, double stt_ms, double brain_ms, reply **out) {
   const char *pname = a->personas[p].info->name;
   if (act->kind == KMK_ACTION_NONE) return;
   if (act->kind == KMK_ACTION_LLM) {
-    /* No LLM client is wired yet (issue 4): answer the request with an error so the persona's
-       own rules decide, and say so once in the log. */
+    if (a->llm && start_llm(a, p, trigger, act, speech_end_ns, stt_ms, brain_ms) == 0) return;
+    /* No LLM (none configured, breaker open, key refused, request refused): answer the request
+       with an error so the persona's own rules decide. */
+    const char *why = !a->llm ? "no LLM provider configured" : "LLM unavailable";
     kmk_brain_action next;
     memset(&next, 0, sizeof next);
-    int rc = kmk_brain_llm_result(a->personas[p].brain, act->llm_request_id, NULL,
-                                  "no LLM provider configured", &next);
+    int rc = kmk_brain_llm_result(a->personas[p].brain, act->llm_request_id, NULL, why, &next);
     if (rc < 0) {
       emit_error(a, pname, "brain", "the persona failed to decide without an LLM");
     } else if (next.kind != KMK_ACTION_LLM) {
@@ -271,6 +403,11 @@ static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_a
   cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
   if (stt_ms >= 0) cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
   cJSON_AddNumberToObject(lat, "brain", (double)(int)(brain_ms * 100) / 100);
+  if (a->llm_lat) {
+    cJSON *l = cJSON_AddObjectToObject(lat, "llm");
+    cJSON_AddNumberToObject(l, "first_token", (double)(int)(a->llm_first_ms * 10) / 10);
+    cJSON_AddNumberToObject(l, "total", (double)(int)(a->llm_total_ms * 10) / 10);
+  }
   emit(a, ev);
   if (!d->should_speak || !d->response || !*d->response) return;
   reply *r = calloc(1, sizeof *r);
@@ -417,6 +554,109 @@ static void tts_done(kmk_job *job, int cancelled) {
   free(j);
 }
 
+/* ---------------------------------------------------------------- Edge-TTS
+ * A persona voice with engine "edge" (voice "en-US-AriaNeural", ...) is synthesized by Edge when
+ * it is on; its audio (24 kHz mono) takes the same way into `out` as the workers' chunks. When
+ * Edge fails before any audio arrived, the reply is spoken by the offline fallback voice (flite
+ * "slt" for English, espeak with the language's code otherwise). */
+
+typedef struct edge_call {
+  kmk_agent *a;
+  uint64_t reply_id;
+  kmk_edge_req *req;
+  size_t samples;
+} edge_call;
+
+static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback);
+
+static void cancel_edge(kmk_agent *a) {
+  edge_call *c = a->edge_call;
+  if (!c) return;
+  a->edge_call = NULL;
+  a->net_inflight--;
+  kmk_edge_cancel(c->req);
+  free(c);
+}
+
+static int edge_pcm(void *ud, const int16_t *pcm, size_t n, int rate) {
+  edge_call *c = ud;
+  kmk_agent *a = c->a;
+  if (a->edge_call != c || !a->current || a->current->id != c->reply_id) return 1;
+  tts_chunk *k = malloc(sizeof *k + n * sizeof(int16_t));
+  if (!k) return 0;
+  k->reply_id = c->reply_id;
+  k->rate = rate;
+  k->n = n;
+  memcpy(k->pcm, pcm, n * sizeof(int16_t));
+  c->samples += n;
+  on_tts_chunk(a, k); /* takes k */
+  return 0;
+}
+
+static void edge_done(void *ud, const kmk_edge_result *r) {
+  edge_call *c = ud;
+  kmk_agent *a = c->a;
+  if (a->edge_call == c) {
+    a->edge_call = NULL;
+    a->net_inflight--;
+  }
+  if (a->current && a->current->id == c->reply_id) {
+    const char *pname = a->personas[a->current->persona].info->name;
+    if (r->err && c->samples == 0) {
+      char msg[400];
+      snprintf(msg, sizeof msg, "Edge speech synthesis failed (%s); using the offline voice",
+               r->message && *r->message ? r->message : "error");
+      emit_error(a, pname, "tts", msg);
+      free(c);
+      reply *cur = a->current;
+      const kmk_voice_info *v = kmk_persona_voice(a->personas[cur->persona].info, cur->lang);
+      if (submit_offline_tts(a, cur, v, 1) < 0) finish_reply(a, "error");
+      return;
+    }
+    if (r->err) {
+      char msg[400];
+      snprintf(msg, sizeof msg, "Edge speech synthesis broke off (%s)",
+               r->message && *r->message ? r->message : "error");
+      emit_error(a, pname, "tts", msg);
+    }
+    a->tts_synth_done = 1;
+    feed_out(a);
+    if (a->tts_finished && !a->audio_started && kmk_audio_out_queued(a->out) == 0)
+      finish_reply(a, "empty");
+  }
+  free(c);
+}
+
+/* 0 when Edge took the reply, -1 to use an offline voice. */
+static int start_edge(kmk_agent *a, reply *r, const kmk_voice_info *v) {
+  if (!a->edge || !v || strcmp(v->engine, "edge") != 0 || !kmk_edge_available(a->edge)) return -1;
+  edge_call *c = calloc(1, sizeof *c);
+  if (!c) return -1;
+  c->a = a;
+  c->reply_id = r->id;
+  /* persona rate: words per minute (175 = Edge's +0%); pitch 0..100 (50 = +0Hz, 1 Hz a step) */
+  int rate = r->rate > 0 ? r->rate : v->rate, pitch = r->pitch > 0 ? r->pitch : v->pitch;
+  kmk_edge_prosody pr = {.pitch_hz = pitch > 0 ? pitch - 50 : 0,
+                         .rate_pct = rate > 0 ? (rate - 175) * 100 / 175 : 0, .volume_pct = 0};
+  kmk_edge_callbacks cb = {edge_pcm, edge_done};
+  const char *voice = r->voice[0] && strchr(r->voice, '-') ? r->voice : v->voice;
+  a->edge_call = c;
+  int rc = kmk_edge_tts_synth(a->edge, r->text, voice, &pr, &cb, c, &c->req);
+  if (rc < 0) {
+    a->edge_call = NULL;
+    free(c);
+    if (rc != KMK_NET_EOPEN) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "Edge request not sent (%d); using the offline voice", rc);
+      emit_error(a, a->personas[r->persona].info->name, "tts", msg);
+    }
+    return -1;
+  }
+  a->net_inflight++;
+  a->tts_provider = "edge";
+  return 0;
+}
+
 static int humans_speaking(kmk_agent *a) {
   for (kmk_speaker *s = a->speakers; s; s = s->next)
     if (s->in_speech) return 1;
@@ -457,18 +697,32 @@ static void speak_next(kmk_agent *a) {
 
   const kmk_persona_info *info = a->personas[r->persona].info;
   const kmk_voice_info *v = kmk_persona_voice(info, r->lang);
+  a->tts_submit_ns = uv_hrtime();
+  if (start_edge(a, r, v) == 0) return;
+  if (submit_offline_tts(a, r, v, v && strcmp(v->engine, "edge") == 0) < 0) finish_reply(a, "error");
+}
+
+/* The reply through the espeak/flite worker. edge_fallback: v is an Edge voice, use the offline
+   voice for the language instead. -1 (error logged) when the worker refused it. */
+static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback) {
+  const kmk_persona_info *info = a->personas[r->persona].info;
   tts_job *j = calloc(1, sizeof *j);
   if (!j || !(j->text = strdup(r->text))) {
     free(j);
     emit_error(a, info->name, "tts", "out of memory");
-    finish_reply(a, "error");
-    return;
+    return -1;
   }
   j->a = a;
   j->reply_id = r->id;
-  j->use_flite = v && strcmp(v->engine, "flite") == 0;
-  snprintf(j->voice_name, sizeof j->voice_name, "%s",
-           r->voice[0] ? r->voice : v ? v->voice : (strcmp(r->lang, "ru") == 0 ? "ru" : "en-us"));
+  int en = strcmp(r->lang, "en") == 0;
+  if (edge_fallback) {
+    j->use_flite = en;
+    snprintf(j->voice_name, sizeof j->voice_name, "%s", en ? "slt" : r->lang);
+  } else {
+    j->use_flite = v && strcmp(v->engine, "flite") == 0;
+    snprintf(j->voice_name, sizeof j->voice_name, "%s",
+             r->voice[0] ? r->voice : v ? v->voice : (strcmp(r->lang, "ru") == 0 ? "ru" : "en-us"));
+  }
   /* persona rate is words per minute (0 = default, ~175), pitch 0..100 (0 = default, ~50);
      a decision's voice overrides win */
   int rate = r->rate > 0 ? r->rate : v ? v->rate : 0, pitch = r->pitch > 0 ? r->pitch : v ? v->pitch : 0;
@@ -476,24 +730,25 @@ static void speak_next(kmk_agent *a) {
   j->voice.pitch_pct = pitch > 0 ? pitch - 50 : 0;
   j->base.run = tts_run;
   j->base.done = tts_done;
-  a->tts_submit_ns = uv_hrtime();
   kmk_worker *w = j->use_flite ? a->flite_worker : a->espeak_worker;
   int rc = kmk_worker_submit(w, &j->base);
   if (rc < 0) {
     free(j->text);
     free(j);
     emit_error(a, info->name, "tts", "speech synthesis queue refused the reply");
-    finish_reply(a, "error");
-    return;
+    return -1;
   }
+  a->tts_provider = j->use_flite ? "flite" : "espeak";
   a->tts_job = &j->base;
   a->tts_inflight++;
+  return 0;
 }
 
 /* Ends the current reply (all audio sent, interrupted, or failed) and starts the next one. */
 static void finish_reply(kmk_agent *a, const char *end_reason) {
   reply *r = a->current;
   if (!r) return;
+  cancel_edge(a);
   if (a->audio_started) {
     cJSON *ev = kmk_event_new(now(a), "audio_out_end", a->personas[r->persona].info->name);
     cJSON_AddStringToObject(ev, "reason", end_reason);
@@ -520,6 +775,8 @@ static void barge_in(kmk_agent *a, const char *who) {
   reply *r = a->current;
   if (a->personas[r->persona].info->may_interrupt) return; /* it holds the floor to the end */
   if (a->tts_job) kmk_job_cancel(a->tts_job);
+  cancel_edge(a);
+  cancel_llm_calls(a); /* decisions for a moment that has passed */
   /* What the listener heard: the share of the reply's audio that went out, as a text prefix. */
   size_t queued = kmk_audio_out_queued(a->out);
   size_t pending_frames = a->pending_head ? a->pending_samples * 50 / (size_t)a->pending_head->rate : 0;
@@ -541,7 +798,12 @@ static void barge_in(kmk_agent *a, const char *who) {
   cJSON_Delete(ev);
 }
 
-/* ---------------------------------------------------------------- STT */
+/* ---------------------------------------------------------------- STT
+ * Offline: the utterance goes to the pocketsphinx worker. With GROQ_API_KEY: the audio gate runs
+ * first (too short / too quiet never leave the machine), then Groq; its transcript passes the
+ * transcript gates and the echo check (bot speech leaking back) or is dropped with the gate's
+ * reason. A Groq failure, an open breaker or a fatal key falls back to pocketsphinx with the same
+ * audio: the turn is never lost. */
 
 typedef struct {
   kmk_job base;
@@ -557,12 +819,55 @@ typedef struct {
   char err[256];
 } stt_job;
 
+typedef struct cloud_stt {
+  struct cloud_stt *next;
+  kmk_agent *a;
+  stt_job *j;
+  kmk_groq_req *req;
+} cloud_stt;
+
+static void stt_job_free(stt_job *j) {
+  kmk_transcript_clear(&j->tr);
+  free(j->pcm);
+  free(j);
+}
+
 static void stt_run(kmk_job *job) {
   stt_job *j = (stt_job *)job;
   uint64_t t0 = uv_hrtime();
   j->rc = kmk_stt_sphinx_transcribe(j->a->stt, j->pcm, j->n, "en", &job->cancel, &j->tr, j->err,
                                     sizeof j->err);
   j->run_ms = ms_since(t0);
+}
+
+static void emit_dropped(kmk_agent *a, const stt_job *j, const char *reason, const char *provider,
+                         const char *text) {
+  cJSON *ev = kmk_event_new(now(a), "transcript_dropped", j->speaker);
+  cJSON_AddStringToObject(ev, "reason", reason);
+  if (provider) cJSON_AddStringToObject(ev, "provider", provider);
+  if (text) cJSON_AddStringToObject(ev, "text", text);
+  cJSON_AddNumberToObject(ev, "audio_s", (double)j->n / STREAM_RATE);
+  emit(a, ev);
+}
+
+static void emit_transcript(kmk_agent *a, const stt_job *j, const char *text, const char *lang_in,
+                            double confidence, const char *provider, double stt_ms,
+                            double decode_ms) {
+  char lang[8];
+  snprintf(lang, sizeof lang, "%s", lang_in && lang_in[0] ? lang_in : "en");
+  lang[strcspn(lang, "-_")] = '\0'; /* "en-US" -> "en": personas speak in languages */
+  cJSON *ev = kmk_event_new(now(a), "transcript", j->speaker);
+  cJSON_AddStringToObject(ev, "text", text);
+  cJSON_AddStringToObject(ev, "lang", lang);
+  cJSON_AddNumberToObject(ev, "confidence", (double)(int)(confidence * 1000) / 1000);
+  cJSON_AddNumberToObject(ev, "audio_s", (double)(int)((double)j->n / STREAM_RATE * 1000) / 1000);
+  cJSON_AddStringToObject(ev, "provider", provider);
+  cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
+  cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
+  cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(decode_ms * 10) / 10);
+  kmk_eventlog_write(a->o.log, ev);
+  to_personas(a, ev, j->end_ns, stt_ms);
+  cJSON_Delete(ev);
 }
 
 static void stt_done(kmk_job *job, int cancelled) {
@@ -576,30 +881,106 @@ static void stt_done(kmk_job *job, int cancelled) {
       snprintf(msg, sizeof msg, "speech recognition failed: %s", j->err);
       emit_error(a, j->speaker, "stt", msg);
     } else if (!j->tr.text || !*j->tr.text) {
-      cJSON *ev = kmk_event_new(now(a), "transcript_dropped", j->speaker);
-      cJSON_AddStringToObject(ev, "reason", "no words recognized");
-      cJSON_AddNumberToObject(ev, "audio_s", (double)j->n / STREAM_RATE);
-      emit(a, ev);
+      emit_dropped(a, j, "no words recognized", a->groq ? "pocketsphinx" : NULL, NULL);
+    } else if (a->groq && kmk_echo_match(&a->echo, &a->gates, j->tr.text, now(a))) {
+      emit_dropped(a, j, kmk_gate_reason_name(KMK_GATE_ECHO), "pocketsphinx", j->tr.text);
     } else {
-      char lang[8];
-      snprintf(lang, sizeof lang, "%s", j->tr.lang[0] ? j->tr.lang : "en");
-      lang[strcspn(lang, "-_")] = '\0'; /* "en-US" -> "en": personas speak in languages */
-      cJSON *ev = kmk_event_new(now(a), "transcript", j->speaker);
-      cJSON_AddStringToObject(ev, "text", j->tr.text);
-      cJSON_AddStringToObject(ev, "lang", lang);
-      cJSON_AddNumberToObject(ev, "confidence", (double)(int)(j->tr.confidence * 1000) / 1000);
-      cJSON_AddNumberToObject(ev, "audio_s", (double)(int)((double)j->n / STREAM_RATE * 1000) / 1000);
-      cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
-      cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
-      cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(j->run_ms * 10) / 10);
-      kmk_eventlog_write(a->o.log, ev);
-      to_personas(a, ev, j->end_ns, stt_ms);
-      cJSON_Delete(ev);
+      emit_transcript(a, j, j->tr.text, j->tr.lang, j->tr.confidence, "pocketsphinx", stt_ms,
+                      j->run_ms);
     }
   }
-  kmk_transcript_clear(&j->tr);
-  free(j->pcm);
-  free(j);
+  stt_job_free(j);
+}
+
+/* Takes j: the pocketsphinx worker transcribes it (or an error event says why not). */
+static void submit_sphinx(kmk_agent *a, stt_job *j) {
+  j->base.run = stt_run;
+  j->base.done = stt_done;
+  int rc = kmk_worker_submit(a->stt_worker, &j->base);
+  if (rc < 0) {
+    emit_error(a, j->speaker, "stt",
+               rc == -EAGAIN ? "recognizer queue full: utterance not transcribed"
+                             : "recognizer stopped");
+    stt_job_free(j);
+  } else {
+    a->stt_inflight++;
+  }
+}
+
+static void cloud_stt_unlink(kmk_agent *a, cloud_stt *c) {
+  for (cloud_stt **pp = &a->cloud_stt; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  a->net_inflight--;
+}
+
+static void groq_done(void *ud, const kmk_groq_result *r) {
+  cloud_stt *c = ud;
+  kmk_agent *a = c->a;
+  stt_job *j = c->j;
+  cloud_stt_unlink(a, c);
+  free(c);
+  if (r->err) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "Groq speech recognition failed (%s%s); using pocketsphinx",
+             r->message && *r->message ? r->message : "error",
+             kmk_groq_fatal(a->groq, NULL) ? "; Groq disabled until restart" : "");
+    emit_error(a, j->speaker, "stt", msg);
+    submit_sphinx(a, j);
+    return;
+  }
+  double stt_ms = ms_since(j->submit_ns);
+  const char *text = r->t && r->t->text ? r->t->text : "";
+  const char *lang = r->t && r->t->lang[0] ? r->t->lang : "en";
+  kmk_gate_reason g = kmk_gate_transcript(&a->gates, text, lang, r->segments, r->n_segments);
+  if (g == KMK_GATE_PASS && kmk_echo_match(&a->echo, &a->gates, text, now(a))) g = KMK_GATE_ECHO;
+  if (g != KMK_GATE_PASS)
+    emit_dropped(a, j, kmk_gate_reason_name(g), "groq", text);
+  else
+    emit_transcript(a, j, text, lang, r->t->confidence, "groq", stt_ms, r->total_ms);
+  stt_job_free(j);
+}
+
+/* A finished utterance: Groq when configured and available, else pocketsphinx. Takes j. */
+static void start_stt(kmk_agent *a, stt_job *j) {
+  if (!a->groq) {
+    submit_sphinx(a, j);
+    return;
+  }
+  double rms = 0;
+  kmk_gate_reason g = kmk_gate_audio(&a->gates, j->pcm, j->n, STREAM_RATE, &rms);
+  if (g != KMK_GATE_PASS) {
+    emit_dropped(a, j, kmk_gate_reason_name(g), NULL, NULL);
+    stt_job_free(j);
+    return;
+  }
+  if (!kmk_groq_available(a->groq)) {
+    submit_sphinx(a, j); /* breaker open or key refused: no wait, no request */
+    return;
+  }
+  cloud_stt *c = calloc(1, sizeof *c);
+  if (!c) {
+    submit_sphinx(a, j);
+    return;
+  }
+  c->a = a;
+  c->j = j;
+  int rc = kmk_groq_transcribe(a->groq, j->pcm, j->n, NULL, groq_done, c, &c->req);
+  if (rc < 0) {
+    free(c);
+    if (rc != KMK_NET_EOPEN) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "Groq request not sent (%d); using pocketsphinx", rc);
+      emit_error(a, j->speaker, "stt", msg);
+    }
+    submit_sphinx(a, j);
+    return;
+  }
+  c->next = a->cloud_stt;
+  a->cloud_stt = c;
+  a->net_inflight++;
 }
 
 /* ---------------------------------------------------------------- speakers */
@@ -646,18 +1027,7 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
       j->pcm = pcm;
       j->n = (size_t)sev->length;
       j->end_ns = j->submit_ns = uv_hrtime();
-      j->base.run = stt_run;
-      j->base.done = stt_done;
-      int rc = kmk_worker_submit(a->stt_worker, &j->base);
-      if (rc < 0) {
-        free(j->pcm);
-        free(j);
-        emit_error(a, s->name, "stt",
-                   rc == -EAGAIN ? "recognizer queue full: utterance not transcribed"
-                                 : "recognizer stopped");
-      } else {
-        a->stt_inflight++;
-      }
+      start_stt(a, j);
       speak_next(a); /* a reply may have waited for this person to finish */
       break;
     }
@@ -744,6 +1114,8 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
       cJSON *ev = kmk_event_new(now(a), "audio_out_start", a->personas[r->persona].info->name);
       cJSON_AddStringToObject(ev, "text", r->text);
       cJSON_AddStringToObject(ev, "lang", r->lang);
+      if (a->tts_provider) cJSON_AddStringToObject(ev, "provider", a->tts_provider);
+      kmk_echo_add(&a->echo, r->text, now(a)); /* a transcript repeating it is our own voice */
       cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
       if (a->tts_first_ms >= 0)
         cJSON_AddNumberToObject(lat, "tts_first_audio", (double)(int)(a->tts_first_ms * 10) / 10);
@@ -813,7 +1185,7 @@ static void on_persona_changed(void *ud) {
 /* ---------------------------------------------------------------- lifecycle */
 
 int kmk_agent_jobs_pending(const kmk_agent *a) {
-  return a->stt_inflight > 0 || a->tts_inflight > 0 || a->llm_inflight > 0 ||
+  return a->stt_inflight > 0 || a->tts_inflight > 0 || a->llm_inflight > 0 || a->net_inflight > 0 ||
          kmk_evq_pending(a->evq) > 0;
 }
 
@@ -825,6 +1197,76 @@ int kmk_agent_busy(const kmk_agent *a) {
 }
 
 static void free_handle(uv_handle_t *h) { free(h); }
+
+/* Cloud providers from the config: Groq with GROQ_API_KEY, the LLM with LLM_API_KEY (or
+   OPENROUTER_API_KEY), Edge-TTS with either key, with EDGE_TTS_URL set to something other than its
+   default, or with EDGE_TTS=1 in the environment. Nothing is created without them. */
+static int start_cloud(kmk_agent *a) {
+  const kmk_config *c = a->o.config;
+  if (!c) return 0;
+  const char *gk = c->groq_api_key, *lk = kmk_config_llm_key(c), *env = getenv("EDGE_TTS");
+  int groq = gk && *gk, llm = lk && *lk;
+  int edge = groq || llm || (env && strcmp(env, "1") == 0) ||
+             (c->edge_tts_url && strcmp(c->edge_tts_url, KMK_EDGE_DEFAULT_URL) != 0);
+  if (!groq && !llm && !edge) return 0;
+  if (groq || llm) {
+    a->http = kmk_http_new(a->o.loop);
+    if (!a->http) return -1;
+  }
+  if (groq) {
+    kmk_groq_opts go = {.base_url = c->groq_base_url, .api_key = gk, .model = c->stt_model};
+    if (!(a->groq = kmk_groq_new(a->http, &go))) return -1;
+  }
+  if (llm) {
+    kmk_llm_opts lo = {.base_url = c->llm_base_url, .api_key = lk, .model = c->llm_model,
+                       .title = "Kameko"};
+    if (!(a->llm = kmk_llm_new(a->http, &lo))) return -1;
+  }
+  if (edge) {
+    a->ws = kmk_ws_new(a->o.loop);
+    kmk_edge_opts eo = {.url = c->edge_tts_url};
+    if (!a->ws || !(a->edge = kmk_edge_new(a->ws, &eo))) return -1;
+  }
+  KMK_INFO("agent", "cloud providers: stt %s, llm %s, tts %s", groq ? "groq" : "offline",
+           llm ? "on" : "offline", edge ? "edge (for edge voices)" : "offline");
+  return 0;
+}
+
+static void net_closed(void *ud) { (*(int *)ud)--; }
+
+/* Cancels every request and closes the clients, running the loop until their handles are gone
+   (kmk_agent_free is called outside uv_run). */
+static void stop_cloud(kmk_agent *a) {
+  while (a->cloud_stt) {
+    cloud_stt *c = a->cloud_stt;
+    a->cloud_stt = c->next;
+    kmk_groq_cancel(c->req);
+    stt_job_free(c->j);
+    free(c);
+  }
+  cancel_llm_calls(a);
+  cancel_edge(a);
+  a->net_inflight = 0;
+  kmk_groq_free(a->groq);
+  kmk_llm_free(a->llm);
+  kmk_edge_free(a->edge);
+  a->groq = NULL;
+  a->llm = NULL;
+  a->edge = NULL;
+  int open = 0;
+  if (a->http) {
+    open++;
+    kmk_http_close(a->http, net_closed, &open);
+  }
+  if (a->ws) {
+    open++;
+    kmk_ws_close(a->ws, net_closed, &open);
+  }
+  a->http = NULL;
+  a->ws = NULL;
+  for (int i = 0; open > 0 && i < 100000; i++) uv_run(a->o.loop, UV_RUN_ONCE);
+  kmk_echo_free(&a->echo);
+}
 
 kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
   kmk_agent *a = calloc(1, sizeof *a);
@@ -838,7 +1280,14 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
     free(a);
     return NULL;
   }
-  int llm = 0; /* the cloud LLM client arrives with the providers issue */
+  a->state = BOT_LISTENING;
+  kmk_gate_opts_default(&a->gates);
+  kmk_echo_init(&a->echo);
+  if (start_cloud(a) < 0) {
+    snprintf(err, errlen, "cannot start the cloud providers (bad base URL?)");
+    goto fail;
+  }
+  int llm = a->llm != NULL;
   for (size_t p = 0; p < o->n_personas; p++) {
     kmk_brain_opts bo = {.scripts_dir = o->scripts_dir,
                          .persona_path = o->persona_paths[p],
@@ -910,6 +1359,8 @@ fail:
 
 void kmk_agent_free(kmk_agent *a) {
   if (!a) return;
+  if (a->tick_timer) uv_timer_stop(a->tick_timer);
+  stop_cloud(a); /* network first (runs the loop until its handles closed; the agent is whole) */
   /* Workers first: their pending done callbacks still see a whole agent. */
   if (a->tts_job) kmk_job_cancel(a->tts_job);
   kmk_worker_free(a->stt_worker);

@@ -4,7 +4,9 @@
 --   languages       list of language codes, first = default (required), e.g. {"ru", "en"}
 --   wake_words      list of strings; default {lower(name)}; matched on word boundaries,
 --                   case-insensitively (Cyrillic too)
---   voices          map lang -> {engine = "espeak"|"flite", voice = string, rate = int?, pitch = int?}
+--   voices          map lang -> {engine = "espeak"|"flite"|"edge", voice = string, rate = int?, pitch = int?}
+--                   ("edge": an Edge neural voice such as "ru-RU-SvetlanaNeural", used when Edge-TTS
+--                   is on; otherwise / on failure flite "slt" for en, espeak <lang> for others)
 --   context_size    events in the window (default 15, 1..200)
 --   max_reply_chars reply cap in characters (default 400, 20..2000)
 --   prompt          system prompt template; {name}, {languages}, {wake_words}, {max_reply_chars}
@@ -94,8 +96,8 @@ function M.check(p)
       if type(lang) ~= "string" or type(v) ~= "table" then
         return nil, "voices", "'voices' must map a language code to {engine = ..., voice = ...}"
       end
-      if v.engine ~= "espeak" and v.engine ~= "flite" then
-        return nil, "voices", "voices." .. lang .. ".engine must be \"espeak\" or \"flite\""
+      if v.engine ~= "espeak" and v.engine ~= "flite" and v.engine ~= "edge" then
+        return nil, "voices", "voices." .. lang .. ".engine must be \"espeak\", \"flite\" or \"edge\""
       end
       if type(v.voice) ~= "string" or v.voice == "" or #v.voice > 63 then
         return nil, "voices", "voices." .. lang .. ".voice must be a non-empty string"

@@ -18,6 +18,18 @@
  * yielding replies dropped when another wants the floor). Each persona file is watched and
  * hot-reloaded (events "persona_reload"); personas with on_tick get a "tick" event per second.
  * kmk_agent_free closes handles (file watchers, the tick timer): run the loop once afterwards.
+ *
+ * Cloud providers (from the config; none without keys, so the offline path is unchanged):
+ *   GROQ_API_KEY          utterances -> audio gate -> Groq Whisper -> transcript gates + echo check
+ *                         ("transcript_dropped" with the gate's reason); a failed request, an open
+ *                         breaker or a refused key falls back to pocketsphinx with the same audio.
+ *   LLM_API_KEY / OPENROUTER_API_KEY
+ *                         personas ask the LLM (kmk_llm_chat); an error goes to the brain, whose
+ *                         rules decide; a refused key (401/402/403) turns the LLM off.
+ *   Edge-TTS              on with either key, with EDGE_TTS_URL set to a non-default value, or
+ *                         EDGE_TTS=1 in the environment; used for persona voices with engine
+ *                         "edge"; a failure before any audio falls back to the offline voice.
+ * Barge-in cancels Edge synthesis and LLM requests in flight; kmk_agent_free cancels everything.
  */
 #ifndef KAMEKO_AGENT_H
 #define KAMEKO_AGENT_H
@@ -47,8 +59,9 @@ typedef struct {
 
 /* Returns NULL with err (naming the file and line for a broken persona). */
 kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen);
-/* Stops workers (cancelling in-flight jobs), closes handles; call before the loop is closed.
-   Safe with NULL. */
+/* Stops workers (cancelling in-flight jobs and network requests), closes handles; call before
+   the loop is closed, outside uv_run: with cloud providers on it runs the loop itself until the
+   HTTP/WebSocket clients' handles are closed. Safe with NULL. */
 void kmk_agent_free(kmk_agent *a);
 
 /* A person joins at timeline time t; their audio sample 0 is at t. Emits "join". */
@@ -71,7 +84,8 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a);
 /* True while any work that will produce events is pending: an utterance being transcribed, a
    decision, a reply being synthesized or still queued for sending, or a speaker mid-utterance. */
 int kmk_agent_busy(const kmk_agent *a);
-/* True while background jobs (STT/TTS workers) are running; replay --fast holds its clock then. */
+/* True while background jobs (STT/TTS workers, Groq/LLM/Edge requests) are running; replay --fast
+   holds its clock then. */
 int kmk_agent_jobs_pending(const kmk_agent *a);
 
 #endif

@@ -1,0 +1,323 @@
+/* End to end through replay with the cloud providers pointed at the local peer
+ * (tests/peers/cloud/server.js): two flite-synthesized speakers; the peer's scripted Groq-like STT
+ * returns the transcripts (one Whisper hallucination on a mumble, one repeating the bot's reply),
+ * its scripted OpenRouter-like LLM answers the addressed line with a decision JSON, and its
+ * Edge-like TTS speaks the reply. Asserts the transcripts (provider groq), the hallucination and
+ * the echo dropped with their gate reasons, the LLM decision (latency_ms.llm), the reply's audio
+ * (provider edge) in conversation.wav, and uv_loop_close at the end of the replay (no handle
+ * leaked). A second run gets 503 from the STT and 401 from the LLM: pocketsphinx transcribes (no
+ * lost turn), the persona's rules answer, a clear error names the failure and no key appears in
+ * any output. Prints "skipped" and passes without tests/peers/cloud/node_modules.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <math.h>
+
+#include "test_net_peer.h"
+#include "test_personas_util.h"
+
+#define ALICE_LINE "hello bob did you see the game last night"
+#define BOB_LINE "kameko what is your name"
+#define REPLY "I am Kameko, nice to meet you."
+#define GROQ_KEY "gsk_TESTSECRET_groq_0123456789"
+#define LLM_KEY "sk-or-v1-TESTSECRET_llm_0123456789"
+
+static char tmpdir[256], alice_wav[300], bob_wav[300], persona[300];
+static int g_port;
+
+static int find(const pevents *e, int from, const char *type, const char *speaker) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], type) && (!speaker || strcmp(pstr(e->ev[i], "speaker"), speaker) == 0))
+      return i;
+  return -1;
+}
+static int find_decision_for(const pevents *e, int from, const char *to) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], "decision") && strcmp(pstr(e->ev[i], "to"), to) == 0 &&
+        strcmp(pstr(e->ev[i], "trigger"), "transcript") == 0)
+      return i;
+  return -1;
+}
+
+static void scale(pbuf *b, size_t from, double g) {
+  for (size_t i = from; i < b->n; i++) b->pcm[i] = (int16_t)(b->pcm[i] * g);
+}
+
+/* alice: her line at 2 s, a quiet mumble at ~17 s; bob: his question at 7 s, a line at ~24 s
+   (the STT script says it repeated the bot) */
+static int make_tracks(void) {
+  pbuf a = {0}, b = {0};
+  pbuf_silence(&a, 2.0);
+  int rc = pbuf_say(&a, "slt", ALICE_LINE);
+  pbuf_silence(&a, 17.0 - (double)a.n / 16000);
+  size_t m = a.n;
+  rc |= pbuf_say(&a, "kal16", "oh well okay");
+  scale(&a, m, 0.3);
+  pbuf_silence(&a, 2.0);
+  pbuf_silence(&b, 7.0);
+  rc |= pbuf_say(&b, "kal16", BOB_LINE);
+  pbuf_silence(&b, 24.0 - (double)b.n / 16000);
+  rc |= pbuf_say(&b, "kal16", "i am kameko nice to meet you");
+  pbuf_silence(&b, 2.0);
+  if (rc == 0) rc = kmk_wav_write_s16(alice_wav, a.pcm, a.n, 16000, 1);
+  if (rc == 0) rc = kmk_wav_write_s16(bob_wav, b.pcm, b.n, 16000, 1);
+  free(a.pcm);
+  free(b.pcm);
+  return rc;
+}
+
+static int write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+/* kameko.lua with an Edge voice for English */
+static int make_persona(void) {
+  FILE *f = fopen(KMK_SOURCE_DIR "/personas/kameko.lua", "r");
+  if (!f) return -1;
+  static char buf[1 << 17];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *from = "en = {engine = \"flite\", voice = \"slt\", rate = 170, pitch = 50}";
+  char *p = strstr(buf, from);
+  if (!p) return -1;
+  static char out[1 << 17];
+  snprintf(out, sizeof out, "%.*sen = {engine = \"edge\", voice = \"en-US-AriaNeural\", rate = 170, "
+           "pitch = 50}%s", (int)(p - buf), buf, p + strlen(from));
+  return write_text(persona, out);
+}
+
+/* One replay with the given base URLs; stderr goes to out/stderr.txt. */
+static int run_replay(const char *out, const char *groq_url, const char *llm_url) {
+  kmk_config cfg;
+  char err[1024], url[256];
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err), 0);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err), 0);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "GROQ_BASE_URL", groq_url, err, sizeof err), 0);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", llm_url, err, sizeof err), 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/edge/v1", g_port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "EDGE_TTS_URL", url, err, sizeof err), 0);
+  kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
+  const char *personas[] = {persona};
+  kmk_replay_opts o = {.tracks = tracks,
+                       .n_tracks = 2,
+                       .out_dir = out,
+                       .fast = 1,
+                       .persona_paths = personas,
+                       .n_personas = 1,
+                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
+  char path[600];
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/stderr.txt", out);
+  fflush(stderr);
+  int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, 2);
+  close(fd);
+  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
+  kmk_config_free(&cfg);
+  return rc;
+}
+
+static int file_has(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  static char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  return strstr(buf, needle) != NULL;
+}
+
+static void no_keys(const char *out) {
+  const char *files[] = {"events.jsonl", "stderr.txt"};
+  for (int i = 0; i < 2; i++) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", out, files[i]);
+    CHECK(!file_has(path, "TESTSECRET"));
+  }
+}
+
+static double rms_between(const kmk_wav *w, double t0, double t1) {
+  size_t a = (size_t)(t0 * w->rate), b = (size_t)(t1 * w->rate);
+  if (b > w->frames) b = w->frames;
+  double s = 0;
+  for (size_t i = a; i < b; i++) s += (double)w->samples[i] * w->samples[i];
+  return b > a ? sqrt(s / (double)(b - a)) * 32768.0 : 0;
+}
+
+static void check_reply_audio(const char *out, const pevents *e, int start) {
+  char path[600], err[256];
+  snprintf(path, sizeof path, "%s/conversation.wav", out);
+  kmk_wav mix;
+  CHECK_EQ_INT(kmk_wav_read(path, &mix, err, sizeof err), 0);
+  double t0 = pnum(e->ev[start], "t");
+  double r = rms_between(&mix, t0, t0 + 1.0);
+  printf("reply audio rms %.0f at %.2f s\n", r, t0);
+  CHECK(r > 300);
+  kmk_wav_free(&mix);
+}
+
+static void test_cloud_conversation(void) {
+  char out[400], base[128];
+  snprintf(out, sizeof out, "%s/ok", tmpdir);
+  snprintf(base, sizeof base, "http://127.0.0.1:%d/openai/v1", g_port);
+  CHECK_EQ_INT(run_replay(out, base, base), 0);
+  pevents e;
+  pevents_load(out, &e);
+  /* transcripts from Groq, in order */
+  int at = find(&e, 0, "transcript", "alice");
+  CHECK(at >= 0);
+  if (at >= 0) {
+    CHECK_STR(pstr(e.ev[at], "text"), "Hello Bob, did you see the game last night?");
+    CHECK_STR(pstr(e.ev[at], "provider"), "groq");
+  }
+  int bt = find(&e, 0, "transcript", "bob");
+  CHECK(bt > at);
+  int bd = -1;
+  if (bt >= 0) {
+    CHECK_STR(pstr(e.ev[bt], "text"), "Kameko, what is your name?");
+    CHECK_STR(pstr(e.ev[bt], "provider"), "groq");
+    bd = find_decision_for(&e, bt, "bob");
+  }
+  /* the LLM's decision, with its latency */
+  CHECK(bd > bt);
+  if (bd > 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[bd], "should_speak")));
+    CHECK_STR(pstr(e.ev[bd], "response"), REPLY);
+    CHECK_STR(pstr(e.ev[bd], "thought"), "bob asked my name");
+    const cJSON *llm = cJSON_GetObjectItem(cJSON_GetObjectItem(e.ev[bd], "latency_ms"), "llm");
+    CHECK(cJSON_IsObject(llm));
+    CHECK(pnum(llm, "total") >= 0 && pnum(llm, "first_token") >= 0);
+  }
+  /* alice's line was not for Kameko: silent */
+  int ad = find_decision_for(&e, at, "alice");
+  CHECK(ad > 0);
+  if (ad > 0) CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e.ev[ad], "should_speak")));
+  /* the reply, spoken by Edge */
+  int st = find(&e, bd, "audio_out_start", "Kameko");
+  CHECK(st > bd);
+  if (st > 0) {
+    CHECK_STR(pstr(e.ev[st], "provider"), "edge");
+    CHECK_STR(pstr(e.ev[st], "text"), REPLY);
+    double lat = pnum(cJSON_GetObjectItem(e.ev[st], "latency_ms"), "speech_end_to_audio");
+    printf("figure: speech end -> first audio frame through the local peer (STT + LLM + Edge, "
+           "default latencies): %.1f ms\n", lat);
+    CHECK(find(&e, st, "audio_out_end", "Kameko") > st);
+    check_reply_audio(out, &e, st);
+  }
+  /* the mumble: Whisper's "Thank you for watching." dropped as a known phrase */
+  int h = find(&e, 0, "transcript_dropped", "alice");
+  CHECK(h > 0);
+  if (h > 0) {
+    CHECK_STR(pstr(e.ev[h], "reason"), "known_phrase");
+    CHECK_STR(pstr(e.ev[h], "text"), "Thank you for watching.");
+    CHECK_STR(pstr(e.ev[h], "provider"), "groq");
+  }
+  /* bob's line repeating the bot: echo */
+  int ec = find(&e, st, "transcript_dropped", "bob");
+  CHECK(ec > st);
+  if (ec > 0) CHECK_STR(pstr(e.ev[ec], "reason"), "echo");
+  CHECK(find(&e, 0, "error", NULL) < 0);
+  CHECK_EQ_INT(check_no_overlap(&e), 1);
+  char path[600];
+  snprintf(path, sizeof path, "%s/stderr.txt", out);
+  CHECK(!file_has(path, "handles left open"));
+  no_keys(out);
+  pevents_free(&e);
+}
+
+static void test_cloud_failures(void) {
+  char out[400], groq[160], llm[160];
+  snprintf(out, sizeof out, "%s/fail", tmpdir);
+  snprintf(groq, sizeof groq, "http://127.0.0.1:%d/m/e2e_stt:503/openai/v1", g_port);
+  snprintf(llm, sizeof llm, "http://127.0.0.1:%d/m/e2e_llm:401/openai/v1", g_port);
+  int rc = run_replay(out, groq, llm);
+  CHECK(rc == 0 || rc == 1); /* 1: errors were logged (they are expected here) */
+  pevents e;
+  pevents_load(out, &e);
+  /* Groq failed: pocketsphinx transcribed bob's question, the turn was not lost */
+  int bt = find(&e, 0, "transcript", "bob");
+  CHECK(bt >= 0);
+  int stt_err = -1, llm_err = -1, llm_errs = 0, rules_after_llm = 0;
+  for (int i = 0; i < e.n; i++) {
+    if (ptype(e.ev[i], "decision") && strstr(pstr(e.ev[i], "thought"), "LLM failed (")) rules_after_llm++;
+    if (!ptype(e.ev[i], "error")) continue;
+    if (strcmp(pstr(e.ev[i], "stage"), "stt") == 0 && stt_err < 0) stt_err = i;
+    if (strcmp(pstr(e.ev[i], "stage"), "llm") == 0) {
+      if (llm_err < 0) llm_err = i;
+      llm_errs++;
+    }
+  }
+  /* the refused key turns the LLM off: only the requests already in flight (the two joins at
+     t=0) fail; the rules decided the first of them (the second was superseded) */
+  CHECK(llm_errs >= 1 && llm_errs <= 2);
+  CHECK(rules_after_llm >= 1);
+  CHECK(stt_err >= 0);
+  if (stt_err >= 0) {
+    printf("stt error: %s\n", pstr(e.ev[stt_err], "message"));
+    CHECK(strstr(pstr(e.ev[stt_err], "message"), "pocketsphinx") != NULL);
+  }
+  if (bt >= 0) {
+    printf("bob heard (fallback): \"%s\"\n", pstr(e.ev[bt], "text"));
+    CHECK_STR(pstr(e.ev[bt], "provider"), "pocketsphinx");
+    CHECK(strstr(pstr(e.ev[bt], "text"), "kameko") != NULL);
+  }
+  /* LLM 401: a clear error naming the key to check, and the persona's rules answered */
+  CHECK(llm_err >= 0);
+  if (llm_err >= 0) {
+    const char *m = pstr(e.ev[llm_err], "message");
+    printf("llm error: %s\n", m);
+    CHECK(strstr(m, "401") != NULL);
+    CHECK(strstr(m, "LLM_API_KEY") != NULL);
+  }
+  int bd = bt >= 0 ? find_decision_for(&e, bt, "bob") : -1;
+  CHECK(bd > bt);
+  if (bd > 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[bd], "should_speak")));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(e.ev[bd], "latency_ms"), "llm") == NULL);
+    CHECK(strstr(pstr(e.ev[bd], "response"), "Kameko") != NULL);
+    int st = find(&e, bd, "audio_out_start", "Kameko");
+    CHECK(st > bd);
+    if (st > 0) check_reply_audio(out, &e, st);
+  }
+  no_keys(out);
+  pevents_free(&e);
+}
+
+int main(void) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_cloud_e2e_%d", (int)getpid());
+  mkdir(tmpdir, 0755);
+  snprintf(alice_wav, sizeof alice_wav, "%s/alice.wav", tmpdir);
+  snprintf(bob_wav, sizeof bob_wav, "%s/bob.wav", tmpdir);
+  snprintf(persona, sizeof persona, "%s/kameko.lua", tmpdir);
+  char stt[320], llm[320];
+  snprintf(stt, sizeof stt, "%s/stt.json", tmpdir);
+  snprintf(llm, sizeof llm, "%s/llm.json", tmpdir);
+  CHECK_EQ_INT(write_text(stt, "["
+                               "{\"text\":\"Hello Bob, did you see the game last night?\"},"
+                               "{\"text\":\"Kameko, what is your name?\"},"
+                               "{\"text\":\"Thank you for watching.\"},"
+                               "{\"text\":\"I am Kameko, nice to meet you.\"}]"), 0);
+  CHECK_EQ_INT(write_text(llm, "["
+                               "{\"match\":\"what is your name?\",\"reply\":{\"thought\":\"bob asked my name\","
+                               "\"should_speak\":true,\"response\":\"" REPLY "\",\"lang\":\"en\"}},"
+                               "{\"reply\":{\"thought\":\"not for me\",\"should_speak\":false,"
+                               "\"response\":\"\"}}]"), 0);
+  CHECK_EQ_INT(make_tracks(), 0);
+  CHECK_EQ_INT(make_persona(), 0);
+  const char *args[] = {"--stt-script", stt, "--llm-script", llm, NULL};
+  g_port = kmk_peer_start(args);
+  if (!g_port) return 0;
+  RUN(test_cloud_conversation);
+  RUN(test_cloud_failures);
+  kmk_peer_stop();
+  return check_done();
+}
