@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <math.h>
 
+#include "kameko/agent.h"
 #include "test_net_peer.h"
 #include "test_personas_util.h"
 
@@ -292,9 +293,94 @@ static void test_cloud_failures(void) {
   pevents_free(&e);
 }
 
+/* Barge-in and shutdown with requests in flight, driving the agent directly on our own loop:
+   a chat question gets the LLM's answer, whose Edge synthesis stalls after its first audio; bob
+   starts talking (barge-in cancels it); his utterance goes to a Groq that stalls; the agent is
+   freed with that request in flight and uv_loop_close succeeds. */
+static double g_t;
+static double clock_fn(void *ud) {
+  (void)ud;
+  return g_t;
+}
+static void idle_cb(uv_timer_t *t) { (void)t; }
+static void run_for(uv_loop_t *loop, int ms) {
+  uv_timer_t t;
+  uv_update_time(loop); /* the agent's setup took a while: no stale loop time */
+  uv_timer_init(loop, &t);
+  uv_timer_start(&t, idle_cb, (uint64_t)ms, 0);
+  while (uv_run(loop, UV_RUN_ONCE) && uv_is_active((uv_handle_t *)&t)) {
+  }
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void test_cancel_inflight(void) {
+  char out[400], path[600], err[1024], url[200];
+  snprintf(out, sizeof out, "%s/cancel", tmpdir);
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/events.jsonl", out);
+  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
+  CHECK(log != NULL);
+  kmk_config cfg;
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
+  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/m/e2e_cstt:stall/openai/v1", g_port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err), 0);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/m/e2e_ctts:stall/edge/v1", g_port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "EDGE_TTS_URL", url, err, sizeof err), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *personas[] = {persona};
+  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
+                       .now = clock_fn, .no_watch = 1};
+  g_t = 0;
+  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(a != NULL);
+  if (!a) return;
+  kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
+  run_for(&loop, 300); /* the join's LLM request */
+  CHECK_EQ_INT(kmk_agent_jobs_pending(a), 0);
+  g_t = 1.0;
+  CHECK_EQ_INT(kmk_agent_chat(a, "bob", "Kameko, what is your name?"), 0);
+  run_for(&loop, 600); /* LLM answers; Edge sends one chunk and stalls */
+  CHECK(kmk_agent_jobs_pending(a)); /* the Edge request is in flight */
+  CHECK(kmk_agent_pull_frame(a) != NULL); /* its first audio is playing */
+  /* bob talks over it */
+  pbuf b = {0};
+  pbuf_say(&b, "kal16", BOB_LINE);
+  pbuf_silence(&b, 1.5);
+  for (size_t i = 0; i < b.n; i += 320) {
+    size_t n = b.n - i < 320 ? b.n - i : 320;
+    kmk_agent_speaker_pcm(bob, b.pcm + i, n, 16000, 1);
+    g_t += (double)n / 16000;
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  free(b.pcm);
+  run_for(&loop, 200);
+  CHECK(kmk_agent_jobs_pending(a)); /* bob's utterance at the stalled Groq */
+  kmk_agent_free(a);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  kmk_config_free(&cfg);
+  kmk_eventlog_close(log);
+  pevents e;
+  pevents_load(out, &e);
+  int st = find(&e, 0, "audio_out_start", "Kameko"), in = find(&e, st, "interrupted", "Kameko");
+  CHECK(st >= 0 && in > st);
+  if (in > 0) CHECK_STR(pstr(e.ev[in], "by"), "bob");
+  CHECK(find(&e, 0, "speech_end", "bob") > in);
+  CHECK(find(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
+  CHECK(find(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
+  pevents_free(&e);
+}
+
 int main(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_cloud_e2e_%d", (int)getpid());
-  mkdir(tmpdir, 0755);
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_cloud_e2e_XXXXXX");
+  if (!mkdtemp(tmpdir)) return 1;
   snprintf(alice_wav, sizeof alice_wav, "%s/alice.wav", tmpdir);
   snprintf(bob_wav, sizeof bob_wav, "%s/bob.wav", tmpdir);
   snprintf(persona, sizeof persona, "%s/kameko.lua", tmpdir);
@@ -315,9 +401,18 @@ int main(void) {
   CHECK_EQ_INT(make_persona(), 0);
   const char *args[] = {"--stt-script", stt, "--llm-script", llm, NULL};
   g_port = kmk_peer_start(args);
-  if (!g_port) return 0;
-  RUN(test_cloud_conversation);
-  RUN(test_cloud_failures);
-  kmk_peer_stop();
-  return check_done();
+  if (g_port) {
+    RUN(test_cloud_conversation);
+    RUN(test_cloud_failures);
+    RUN(test_cancel_inflight);
+    kmk_peer_stop();
+  }
+  if (!getenv("KMK_KEEP_OUTPUT")) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+  } else {
+    printf("output kept in %s\n", tmpdir);
+  }
+  return g_port ? check_done() : 0;
 }
