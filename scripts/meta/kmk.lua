@@ -107,7 +107,7 @@ function use(name) end
 -- Persona files (personas/NAME.lua) return a table; see scripts/persona.lua for every field.
 
 ---@class kmk.Voice
----@field engine "espeak"|"flite"
+---@field engine "espeak"|"flite"|"edge" "edge": an Edge neural voice name ("en-US-AriaNeural"); offline fallback flite slt (en) or espeak <lang>
 ---@field voice string
 ---@field rate integer?   words per minute, 50..500
 ---@field pitch integer?  0..100
