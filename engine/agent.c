@@ -581,7 +581,12 @@ static void cancel_edge(kmk_agent *a) {
 static int edge_pcm(void *ud, const int16_t *pcm, size_t n, int rate) {
   edge_call *c = ud;
   kmk_agent *a = c->a;
-  if (a->edge_call != c || !a->current || a->current->id != c->reply_id) return 1;
+  if (!a->current || a->current->id != c->reply_id) { /* not expected: finish_reply cancels */
+    a->edge_call = NULL;
+    a->net_inflight--;
+    free(c);
+    return 1; /* ends the request like a cancel: no edge_done */
+  }
   tts_chunk *k = malloc(sizeof *k + n * sizeof(int16_t));
   if (!k) return 0;
   k->reply_id = c->reply_id;
