@@ -26,19 +26,6 @@
 static char tmpdir[256], alice_wav[300], bob_wav[300], persona[300];
 static int g_port;
 
-static int find(const pevents *e, int from, const char *type, const char *speaker) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (ptype(e->ev[i], type) && (!speaker || strcmp(pstr(e->ev[i], "speaker"), speaker) == 0))
-      return i;
-  return -1;
-}
-static int find_decision_for(const pevents *e, int from, const char *to) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (ptype(e->ev[i], "decision") && strcmp(pstr(e->ev[i], "to"), to) == 0 &&
-        strcmp(pstr(e->ev[i], "trigger"), "transcript") == 0)
-      return i;
-  return -1;
-}
 
 static void scale(pbuf *b, size_t from, double g) {
   for (size_t i = from; i < b->n; i++) b->pcm[i] = (int16_t)(b->pcm[i] * g);
@@ -174,19 +161,19 @@ static void test_cloud_conversation(void) {
   pevents e;
   pevents_load(out, &e);
   /* transcripts from Groq, in order */
-  int at = find(&e, 0, "transcript", "alice");
+  int at = pfind(&e, 0, "transcript", "alice");
   CHECK(at >= 0);
   if (at >= 0) {
     CHECK_STR(pstr(e.ev[at], "text"), "Hello Bob, did you see the game last night?");
     CHECK_STR(pstr(e.ev[at], "provider"), "groq");
   }
-  int bt = find(&e, 0, "transcript", "bob");
+  int bt = pfind(&e, 0, "transcript", "bob");
   CHECK(bt > at);
   int bd = -1;
   if (bt >= 0) {
     CHECK_STR(pstr(e.ev[bt], "text"), "Kameko, what is your name?");
     CHECK_STR(pstr(e.ev[bt], "provider"), "groq");
-    bd = find_decision_for(&e, bt, "bob");
+    bd = pfind_decision_for(&e, bt, "bob");
   }
   /* the LLM's decision, with its latency */
   CHECK(bd > bt);
@@ -199,11 +186,11 @@ static void test_cloud_conversation(void) {
     CHECK(pnum(llm, "total") >= 0 && pnum(llm, "first_token") >= 0);
   }
   /* alice's line was not for Kameko: silent */
-  int ad = find_decision_for(&e, at, "alice");
+  int ad = pfind_decision_for(&e, at, "alice");
   CHECK(ad > 0);
   if (ad > 0) CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e.ev[ad], "should_speak")));
   /* the reply, spoken by Edge */
-  int st = find(&e, bd, "audio_out_start", "Kameko");
+  int st = pfind(&e, bd, "audio_out_start", "Kameko");
   CHECK(st > bd);
   if (st > 0) {
     CHECK_STR(pstr(e.ev[st], "provider"), "edge");
@@ -217,11 +204,11 @@ static void test_cloud_conversation(void) {
            "(STT %.1f + LLM total %.1f + Edge first audio %.1f; the rest, the engine's own: %.1f ms)\n",
            getenv("KMK_CLOUD_BENCH") ? " (injected STT 300, LLM 200 + 250 tok/s, TTS 300)" : "",
            lat, stt, llm_total, tts, lat - stt - llm_total - tts);
-    CHECK(find(&e, st, "audio_out_end", "Kameko") > st);
+    CHECK(pfind(&e, st, "audio_out_end", "Kameko") > st);
     check_reply_audio(out, &e, st);
   }
   /* the mumble: Whisper's "Thank you for watching." dropped as a known phrase */
-  int h = find(&e, 0, "transcript_dropped", "alice");
+  int h = pfind(&e, 0, "transcript_dropped", "alice");
   CHECK(h > 0);
   if (h > 0) {
     CHECK_STR(pstr(e.ev[h], "reason"), "known_phrase");
@@ -229,10 +216,10 @@ static void test_cloud_conversation(void) {
     CHECK_STR(pstr(e.ev[h], "provider"), "groq");
   }
   /* bob's line repeating the bot: echo */
-  int ec = find(&e, st, "transcript_dropped", "bob");
+  int ec = pfind(&e, st, "transcript_dropped", "bob");
   CHECK(ec > st);
   if (ec > 0) CHECK_STR(pstr(e.ev[ec], "reason"), "echo");
-  CHECK(find(&e, 0, "error", NULL) < 0);
+  CHECK(pfind(&e, 0, "error", NULL) < 0);
   CHECK_EQ_INT(check_no_overlap(&e), 1);
   char path[600];
   snprintf(path, sizeof path, "%s/stderr.txt", out);
@@ -251,7 +238,7 @@ static void test_cloud_failures(void) {
   pevents e;
   pevents_load(out, &e);
   /* Groq failed: pocketsphinx transcribed bob's question, the turn was not lost */
-  int bt = find(&e, 0, "transcript", "bob");
+  int bt = pfind(&e, 0, "transcript", "bob");
   CHECK(bt >= 0);
   int stt_err = -1, llm_err = -1, llm_errs = 0, rules_after_llm = 0;
   for (int i = 0; i < e.n; i++) {
@@ -285,13 +272,13 @@ static void test_cloud_failures(void) {
     CHECK(strstr(m, "401") != NULL);
     CHECK(strstr(m, "LLM_API_KEY") != NULL);
   }
-  int bd = bt >= 0 ? find_decision_for(&e, bt, "bob") : -1;
+  int bd = bt >= 0 ? pfind_decision_for(&e, bt, "bob") : -1;
   CHECK(bd > bt);
   if (bd > 0) {
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[bd], "should_speak")));
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(e.ev[bd], "latency_ms"), "llm") == NULL);
     CHECK(strstr(pstr(e.ev[bd], "response"), "Kameko") != NULL);
-    int st = find(&e, bd, "audio_out_start", "Kameko");
+    int st = pfind(&e, bd, "audio_out_start", "Kameko");
     CHECK(st > bd);
     if (st > 0) check_reply_audio(out, &e, st);
   }
@@ -381,12 +368,12 @@ static void test_cancel_inflight(void) {
   kmk_eventlog_close(log);
   pevents e;
   pevents_load(out, &e);
-  int st = find(&e, 0, "audio_out_start", "Kameko"), in = find(&e, st, "interrupted", "Kameko");
+  int st = pfind(&e, 0, "audio_out_start", "Kameko"), in = pfind(&e, st, "interrupted", "Kameko");
   CHECK(st >= 0 && in > st);
   if (in > 0) CHECK_STR(pstr(e.ev[in], "by"), "bob");
-  CHECK(find(&e, 0, "speech_end", "bob") > in);
-  CHECK(find(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
-  CHECK(find(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
+  CHECK(pfind(&e, 0, "speech_end", "bob") > in);
+  CHECK(pfind(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
+  CHECK(pfind(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
   pevents_free(&e);
 }
 

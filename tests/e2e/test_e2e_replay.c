@@ -17,20 +17,6 @@
    differences while still catching a broken recognizer, resampler or endpointer. */
 #define WER_BOUND 0.25
 
-/* index of the first event at or after `from` with this type (and speaker, if given) */
-static int find(const pevents *e, int from, const char *type, const char *speaker) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (ptype(e->ev[i], type) && (!speaker || strcmp(pstr(e->ev[i], "speaker"), speaker) == 0))
-      return i;
-  return -1;
-}
-static int find_decision_for(const pevents *e, int from, const char *to) {
-  for (int i = from < 0 ? 0 : from; i < e->n; i++)
-    if (ptype(e->ev[i], "decision") && strcmp(pstr(e->ev[i], "to"), to) == 0 &&
-        strcmp(pstr(e->ev[i], "trigger"), "transcript") == 0)
-      return i;
-  return -1;
-}
 
 /* lead seconds of silence, the sentence, tail seconds of silence; written at 16 kHz mono */
 static int make_track(const char *path, const char *voice, const char *text, double lead,
@@ -105,9 +91,9 @@ static void check_conversation(const char *out, pevents *e) {
   CHECK(e->n > 8);
   /* joins first; the persona greets the first person who joins, by name (a burst of joins
      gets one greeting, not one each) */
-  int ja = find(e, 0, "join", "alice"), jb = find(e, 0, "join", "bob");
+  int ja = pfind(e, 0, "join", "alice"), jb = pfind(e, 0, "join", "bob");
   CHECK(ja >= 0 && jb >= 0);
-  int greet = find(e, ja, "decision", "Kameko");
+  int greet = pfind(e, ja, "decision", "Kameko");
   CHECK(greet > ja);
   if (greet > ja) {
     CHECK_STR(pstr(e->ev[greet], "trigger"), "join");
@@ -115,15 +101,15 @@ static void check_conversation(const char *out, pevents *e) {
     CHECK(strstr(pstr(e->ev[greet], "response"), "alice") != NULL);
   }
   /* alice: start < end < transcript < decision(silent) */
-  int as = find(e, 0, "speech_start", "alice"), ae = find(e, as, "speech_end", "alice");
-  int at = find(e, ae, "transcript", "alice");
+  int as = pfind(e, 0, "speech_start", "alice"), ae = pfind(e, as, "speech_end", "alice");
+  int at = pfind(e, ae, "transcript", "alice");
   CHECK(as >= 0 && ae > as && at > ae);
   if (at > 0) {
     double w = wer(ALICE_LINE, pstr(e->ev[at], "text"));
     printf("alice heard: \"%s\" (WER %.2f)\n", pstr(e->ev[at], "text"), w);
     CHECK(w <= WER_BOUND);
     CHECK_STR(pstr(e->ev[at], "lang"), "en");
-    int ad = find_decision_for(e, at, "alice");
+    int ad = pfind_decision_for(e, at, "alice");
     CHECK(ad > at);
     if (ad > 0) {
       CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e->ev[ad], "should_speak")));
@@ -137,23 +123,23 @@ static void check_conversation(const char *out, pevents *e) {
     CHECK(pnum(e->ev[ae], "t") >= a1 && pnum(e->ev[ae], "t") < a1 + 1.5);
   }
   /* bob: addressed the persona by name -> it answers, by voice */
-  int bs = find(e, 0, "speech_start", "bob"), be = find(e, bs, "speech_end", "bob");
-  int bt = find(e, be, "transcript", "bob");
+  int bs = pfind(e, 0, "speech_start", "bob"), be = pfind(e, bs, "speech_end", "bob");
+  int bt = pfind(e, be, "transcript", "bob");
   CHECK(bs >= 0 && be > bs && bt > be);
   if (bt > 0) {
     double w = wer(BOB_LINE, pstr(e->ev[bt], "text"));
     printf("bob heard: \"%s\" (WER %.2f)\n", pstr(e->ev[bt], "text"), w);
     CHECK(w <= WER_BOUND);
     CHECK(strstr(pstr(e->ev[bt], "text"), "kameko") != NULL); /* the name, spotted offline */
-    int bd = find_decision_for(e, bt, "bob");
+    int bd = pfind_decision_for(e, bt, "bob");
     CHECK(bd > bt);
     if (bd > 0) {
       CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e->ev[bd], "should_speak")));
       CHECK(strlen(pstr(e->ev[bd], "response")) > 3);
       const cJSON *lat = cJSON_GetObjectItem(e->ev[bd], "latency_ms");
       CHECK(cJSON_GetObjectItem(lat, "stt") && cJSON_GetObjectItem(lat, "brain"));
-      int os = find(e, bd, "audio_out_start", "Kameko");
-      int oe = find(e, os, "audio_out_end", "Kameko");
+      int os = pfind(e, bd, "audio_out_start", "Kameko");
+      int oe = pfind(e, os, "audio_out_end", "Kameko");
       CHECK(os > bd && oe > os);
       if (os > 0 && oe > 0) {
         CHECK_STR(pstr(e->ev[os], "text"), pstr(e->ev[bd], "response"));
@@ -276,16 +262,16 @@ static void test_odd_inputs(void) {
   kmk_config_free(&cfg);
   pevents e;
   pevents_load(out, &e);
-  int ct = find(&e, 0, "transcript", "carol");
+  int ct = pfind(&e, 0, "transcript", "carol");
   CHECK(ct >= 0);
   if (ct >= 0) {
     printf("carol (44.1 kHz stereo) heard: \"%s\"\n", pstr(e.ev[ct], "text"));
     CHECK(wer(BOB_LINE, pstr(e.ev[ct], "text")) <= WER_BOUND);
   }
-  CHECK(find(&e, 0, "speech_start", "erin") < 0); /* silence is not speech */
-  CHECK(find(&e, 0, "speech_start", "dave") < 0);
-  CHECK(find(&e, 0, "leave", "dave") >= 0);
-  CHECK(find(&e, 0, "leave", "erin") >= 0);
+  CHECK(pfind(&e, 0, "speech_start", "erin") < 0); /* silence is not speech */
+  CHECK(pfind(&e, 0, "speech_start", "dave") < 0);
+  CHECK(pfind(&e, 0, "leave", "dave") >= 0);
+  CHECK(pfind(&e, 0, "leave", "erin") >= 0);
   pevents_free(&e);
 }
 

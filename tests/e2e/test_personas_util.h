@@ -1,5 +1,5 @@
-/* test_personas_util.h - helpers shared by the persona e2e tests (test_personas.c,
- * test_reload.c): flite-synthesized tracks, events.jsonl loading and lookups, temp persona files.
+/* test_personas_util.h - helpers shared by the end-to-end tests (replay, personas, reload, cloud):
+ * flite-synthesized tracks, events.jsonl loading and lookups, temp persona files.
  */
 #ifndef KMK_TEST_PERSONAS_UTIL_H
 #define KMK_TEST_PERSONAS_UTIL_H
@@ -85,6 +85,22 @@ static inline double pnum(const cJSON *ev, const char *k) {
   return cJSON_IsNumber(x) ? x->valuedouble : -1;
 }
 static inline int ptype(const cJSON *ev, const char *type) { return strcmp(pstr(ev, "type"), type) == 0; }
+
+/* Index of the first event at or after `from` with this type (and speaker, if given), or -1. */
+static inline int pfind(const pevents *e, int from, const char *type, const char *speaker) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], type) && (!speaker || strcmp(pstr(e->ev[i], "speaker"), speaker) == 0))
+      return i;
+  return -1;
+}
+/* Index of the first decision at or after `from` that answers `to`'s transcript, or -1. */
+static inline int pfind_decision_for(const pevents *e, int from, const char *to) {
+  for (int i = from < 0 ? 0 : from; i < e->n; i++)
+    if (ptype(e->ev[i], "decision") && strcmp(pstr(e->ev[i], "to"), to) == 0 &&
+        strcmp(pstr(e->ev[i], "trigger"), "transcript") == 0)
+      return i;
+  return -1;
+}
 
 /* Writes text to path atomically (temp file + rename, as editors do). */
 static inline int write_file_rename(const char *path, const char *text) {
