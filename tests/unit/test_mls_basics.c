@@ -216,20 +216,7 @@ static int check_crypto_case(const cJSON *e) {
 }
 
 static void test_crypto_basics_vectors(void) {
-  cJSON *j = vec_load("crypto-basics.json");
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = check_crypto_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
-  vec_report("crypto-basics");
+  vec_run("crypto-basics.json", "crypto-basics", check_crypto_case);
 }
 
 static void test_primitives(void) {

@@ -77,22 +77,9 @@ static int passive_case(const cJSON *e) {
 }
 
 static void run_file(const char *name) {
-  cJSON *j = vec_load(name);
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = passive_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
+  vec_run(name, name, passive_case);
   printf("%s: %d epochs followed\n", name, epochs_followed);
   epochs_followed = 0;
-  vec_report(name);
 }
 
 static void test_passive_handling_commit(void) { run_file("passive-client-handling-commit.json"); }

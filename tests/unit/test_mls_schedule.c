@@ -63,20 +63,7 @@ static int key_schedule_case(const cJSON *e) {
 }
 
 static void test_key_schedule_vectors(void) {
-  cJSON *j = vec_load("key-schedule.json");
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = key_schedule_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
-  vec_report("key-schedule");
+  vec_run("key-schedule.json", "key-schedule", key_schedule_case);
 }
 
 static void test_transcript_vectors(void) {
@@ -152,20 +139,7 @@ static int secret_tree_case(const cJSON *e) {
 }
 
 static void test_secret_tree_vectors(void) {
-  cJSON *j = vec_load("secret-tree.json");
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = secret_tree_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
-  vec_report("secret-tree");
+  vec_run("secret-tree.json", "secret-tree", secret_tree_case);
 }
 
 static void test_psk_secret_vectors(void) {

@@ -87,20 +87,7 @@ out0:
 }
 
 static void test_treekem_vectors(void) {
-  cJSON *j = vec_load("treekem.json");
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = treekem_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
-  vec_report("treekem");
+  vec_run("treekem.json", "treekem", treekem_case);
 }
 
 int main(void) {

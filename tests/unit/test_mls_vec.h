@@ -100,4 +100,23 @@ static inline void vec_report(const char *what) {
   vec_passed = vec_skipped = vec_failed = 0;
 }
 
+/* Runs case_fn on every entry of vector file `name` that is for our suite (others are counted as
+   skipped), CHECKs each, and reports under `what`. A missing folder skips (see vec_load). */
+static inline void vec_run(const char *name, const char *what, int (*case_fn)(const cJSON *)) {
+  cJSON *j = vec_load(name);
+  if (!j) return;
+  cJSON *e;
+  cJSON_ArrayForEach(e, j) {
+    if (vec_suite(e) != KMK_MLS_SUITE) {
+      vec_skipped++;
+      continue;
+    }
+    int ok = case_fn(e);
+    CHECK(ok);
+    ok ? vec_passed++ : vec_failed++;
+  }
+  cJSON_Delete(j);
+  vec_report(what);
+}
+
 #endif

@@ -69,20 +69,7 @@ static int welcome_case(const cJSON *e) {
 }
 
 static void test_welcome_vectors(void) {
-  cJSON *j = vec_load("welcome.json");
-  if (!j) return;
-  cJSON *e;
-  cJSON_ArrayForEach(e, j) {
-    if (vec_suite(e) != KMK_MLS_SUITE) {
-      vec_skipped++;
-      continue;
-    }
-    int ok = welcome_case(e);
-    CHECK(ok);
-    ok ? vec_passed++ : vec_failed++;
-  }
-  cJSON_Delete(j);
-  vec_report("welcome");
+  vec_run("welcome.json", "welcome", welcome_case);
 }
 
 static int passive_case(const cJSON *e, int *skip) {
