@@ -330,38 +330,15 @@ static double llm_now(const kmk_llm *l) { return (double)uv_now(kmk_http_loop(l-
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
-static void policy_defaults(kmk_cloud_policy *p, double timeout, double first, double stall) {
-  if (p->timeout_ms <= 0) p->timeout_ms = timeout;
-  if (p->first_byte_ms <= 0) p->first_byte_ms = first;
-  if (p->stall_ms <= 0) p->stall_ms = stall;
-  if (p->max_retries == 0) p->max_retries = 2;
-  else if (p->max_retries < 0) p->max_retries = 0;
-  if (p->max_retry_after_s <= 0) p->max_retry_after_s = 5;
-  if (p->backoff_base_ms <= 0) p->backoff_base_ms = 250;
-  if (p->backoff_max_ms <= 0) p->backoff_max_ms = 4000;
-  if (p->max_active <= 0) p->max_active = 2;
-  if (p->max_queued <= 0) p->max_queued = 4;
-  if (p->breaker_threshold <= 0) p->breaker_threshold = 3;
-  if (p->breaker_cooldown_s <= 0) p->breaker_cooldown_s = 30;
-}
-
 kmk_llm *kmk_llm_new(kmk_http *http, const kmk_llm_opts *o) {
   if (!http || !o || !o->base_url || !o->model) return NULL;
   kmk_llm *l = calloc(1, sizeof *l);
   if (!l) return NULL;
   l->http = http;
   l->p = o->policy;
-  policy_defaults(&l->p, 30000, 8000, 5000);
-  size_t ul = strlen(o->base_url);
-  while (ul && o->base_url[ul - 1] == '/') ul--;
-  l->url = malloc(ul + 32);
-  if (l->url) snprintf(l->url, ul + 32, "%.*s/chat/completions", (int)ul, o->base_url);
-  if (o->api_key && *o->api_key) {
-    kmk_log_add_secret(o->api_key);
-    size_t al = strlen(o->api_key) + 32;
-    l->auth = malloc(al);
-    if (l->auth) snprintf(l->auth, al, "Authorization: Bearer %s", o->api_key);
-  }
+  kmk_cloud_policy_defaults(&l->p, 30000, 8000, 5000);
+  l->url = kmk_cloud_url(o->base_url, "/chat/completions");
+  l->auth = kmk_cloud_bearer(o->api_key);
   l->model = dupstr(o->model);
   if (o->referer) {
     l->referer = malloc(strlen(o->referer) + 16);

@@ -139,32 +139,12 @@ kmk_groq *kmk_groq_new(kmk_http *http, const kmk_groq_opts *o) {
   if (!g) return NULL;
   g->http = http;
   g->p = o->policy;
-  kmk_cloud_policy *p = &g->p;
-  if (p->timeout_ms <= 0) p->timeout_ms = 15000;
-  if (p->first_byte_ms <= 0) p->first_byte_ms = 10000;
-  if (p->stall_ms <= 0) p->stall_ms = 5000;
-  if (p->max_retries == 0) p->max_retries = 2;
-  else if (p->max_retries < 0) p->max_retries = 0;
-  if (p->max_retry_after_s <= 0) p->max_retry_after_s = 5;
-  if (p->backoff_base_ms <= 0) p->backoff_base_ms = 250;
-  if (p->backoff_max_ms <= 0) p->backoff_max_ms = 4000;
-  if (p->max_active <= 0) p->max_active = 2;
-  if (p->max_queued <= 0) p->max_queued = 4;
-  if (p->breaker_threshold <= 0) p->breaker_threshold = 3;
-  if (p->breaker_cooldown_s <= 0) p->breaker_cooldown_s = 30;
-  size_t ul = strlen(o->base_url);
-  while (ul && o->base_url[ul - 1] == '/') ul--;
-  g->url = malloc(ul + 32);
-  if (g->url) snprintf(g->url, ul + 32, "%.*s/audio/transcriptions", (int)ul, o->base_url);
-  if (o->api_key && *o->api_key) {
-    kmk_log_add_secret(o->api_key);
-    size_t al = strlen(o->api_key) + 32;
-    g->auth = malloc(al);
-    if (g->auth) snprintf(g->auth, al, "Authorization: Bearer %s", o->api_key);
-  }
+  kmk_cloud_policy_defaults(&g->p, 15000, 10000, 5000);
+  g->url = kmk_cloud_url(o->base_url, "/audio/transcriptions");
+  g->auth = kmk_cloud_bearer(o->api_key);
   g->model = strdup(o->model && *o->model ? o->model : "whisper-large-v3");
-  g->lane = kmk_http_lane_new(http, "stt-groq", p->max_active, p->max_queued);
-  kmk_breaker_init(&g->breaker, p->breaker_threshold, p->breaker_cooldown_s);
+  g->lane = kmk_http_lane_new(http, "stt-groq", g->p.max_active, g->p.max_queued);
+  kmk_breaker_init(&g->breaker, g->p.breaker_threshold, g->p.breaker_cooldown_s);
   if (!g->url || !g->model || !g->lane || (o->api_key && *o->api_key && !g->auth)) {
     free(g->url), free(g->auth), free(g->model), free(g);
     return NULL;

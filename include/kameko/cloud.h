@@ -38,6 +38,14 @@ typedef struct {
   double breaker_cooldown_s;/* 0 = 30 */
 } kmk_cloud_policy;
 
+/* Fills the zero fields of p with the defaults above and the given per-provider timeouts. */
+void kmk_cloud_policy_defaults(kmk_cloud_policy *p, double timeout_ms, double first_byte_ms,
+                               double stall_ms);
+/* base (trailing slashes dropped) + path, e.g. ("https://x/v1/", "/chat/completions"). */
+char *kmk_cloud_url(const char *base, const char *path);
+/* "Authorization: Bearer KEY" with KEY registered for log redaction; NULL when no key (or OOM). */
+char *kmk_cloud_bearer(const char *api_key);
+
 /* ---- incremental sentence scanner over a streamed decision JSON ---------------------------
  * Feed the LLM's content as it streams; the scanner skips anything before the first '{' (prose,
  * ```json fences), follows the top-level object and, inside the string value of "response",
