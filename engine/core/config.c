@@ -23,6 +23,13 @@ static const kmk_config_key keys[] = {
     {"EDGE_TTS_URL",
      "wss://speech.platform.bing.com/consumer/speech/synthesize/readaloud/edge/v1", 0,
      "Edge read-aloud WebSocket URL"},
+    {"DISCORD_API_URL", "https://discord.com/api/v10", 0, "Discord REST base URL"},
+    {"DISCORD_GATEWAY_URL", "wss://gateway.discord.gg/?v=10&encoding=json", 0,
+     "Discord gateway URL (ws:// also makes the voice gateway plain ws://, for local peers)"},
+    {"KMK_DISCORD_LEAVE_S", "30", 0, "seconds alone in a voice channel before leaving (0-3600)"},
+    {"KMK_ROOM_BIND", "127.0.0.1", 0, "browser room address (other than loopback needs KMK_ROOM_TOKEN)"},
+    {"KMK_ROOM_PORT", "8765", 0, "browser room port (0 = any free port)"},
+    {"KMK_ROOM_TOKEN", "", 1, "browser room token (required when not bound to loopback)"},
     {"KMK_LOG_LEVEL", "info", 0, "error|warn|info|debug"},
     {"KMK_PERSONA_DIR", "", 0, "folder of persona files (default: the source tree's personas/)"},
     {"KMK_SCRIPTS_DIR", "", 0, "folder of engine Lua scripts (default: the source tree's scripts/)"},
@@ -46,6 +53,10 @@ static char **slot(kmk_config *c, const char *key) {
       {"LLM_BASE_URL", offsetof(kmk_config, llm_base_url)},
       {"LLM_MODEL", offsetof(kmk_config, llm_model)},
       {"EDGE_TTS_URL", offsetof(kmk_config, edge_tts_url)},
+      {"DISCORD_API_URL", offsetof(kmk_config, discord_api_url)},
+      {"DISCORD_GATEWAY_URL", offsetof(kmk_config, discord_gateway_url)},
+      {"KMK_ROOM_BIND", offsetof(kmk_config, room_bind)},
+      {"KMK_ROOM_TOKEN", offsetof(kmk_config, room_token)},
       {"KMK_LOG_LEVEL", offsetof(kmk_config, log_level)},
       {"KMK_PERSONA_DIR", offsetof(kmk_config, persona_dir)},
       {"KMK_SCRIPTS_DIR", offsetof(kmk_config, scripts_dir)},
@@ -86,12 +97,13 @@ int kmk_config_set(kmk_config *c, const char *key, const char *value, char *err,
   }
   static const char *const http[] = {"http://", "https://", NULL};
   static const char *const ws[] = {"ws://", "wss://", NULL};
-  if (strcmp(key, "GROQ_BASE_URL") == 0 || strcmp(key, "LLM_BASE_URL") == 0) {
+  if (strcmp(key, "GROQ_BASE_URL") == 0 || strcmp(key, "LLM_BASE_URL") == 0 ||
+      strcmp(key, "DISCORD_API_URL") == 0) {
     if (!valid_url(value, http)) {
       snprintf(err, errlen, "%s='%s' is not an http:// or https:// URL", key, value);
       return -1;
     }
-  } else if (strcmp(key, "EDGE_TTS_URL") == 0) {
+  } else if (strcmp(key, "EDGE_TTS_URL") == 0 || strcmp(key, "DISCORD_GATEWAY_URL") == 0) {
     if (!valid_url(value, ws)) {
       snprintf(err, errlen, "%s='%s' is not a ws:// or wss:// URL", key, value);
       return -1;
@@ -109,6 +121,25 @@ int kmk_config_set(kmk_config *c, const char *key, const char *value, char *err,
     }
     c->lua_mem_mb = (int)d;
     return 0;
+  } else if (strcmp(key, "KMK_ROOM_PORT") == 0) {
+    double d;
+    if (parse_num(value, 0, 65535, &d) < 0 || d != (int)d) {
+      snprintf(err, errlen, "%s='%s' is not a port number from 0 to 65535", key, value);
+      return -1;
+    }
+    c->room_port = (int)d;
+    return 0;
+  } else if (strcmp(key, "KMK_DISCORD_LEAVE_S") == 0) {
+    double d;
+    if (parse_num(value, 0, 3600, &d) < 0) {
+      snprintf(err, errlen, "%s='%s' is not a number of seconds from 0 to 3600", key, value);
+      return -1;
+    }
+    c->discord_leave_s = d;
+    return 0;
+  } else if (strcmp(key, "KMK_ROOM_BIND") == 0 && !*value) {
+    snprintf(err, errlen, "%s must not be empty", key);
+    return -1;
   } else if (strcmp(key, "KMK_LUA_BUDGET_MS") == 0) {
     double d;
     if (parse_num(value, 0.1, 1000, &d) < 0) {
@@ -243,6 +274,8 @@ int kmk_config_load(kmk_config *c, const char *env_path, int must_exist, char *e
   memset(c, 0, sizeof *c);
   c->lua_mem_mb = 32;
   c->lua_budget_ms = 5;
+  c->room_port = 8765;
+  c->discord_leave_s = 30;
   for (const kmk_config_key *k = keys; k->key; k++) {
     char **s = slot(c, k->key);
     if (s) *s = strdup(k->def);

@@ -21,6 +21,13 @@ typedef struct kmk_config {
   char *llm_base_url;
   char *llm_model;
   char *edge_tts_url;
+  char *discord_api_url;
+  char *discord_gateway_url;
+  double discord_leave_s; /* alone in a voice channel this long -> leave */
+  /* browser room */
+  char *room_bind;
+  int room_port;
+  char *room_token; /* secret; required when room_bind is not loopback */
   /* engine */
   char *log_level;
   char *persona_dir;

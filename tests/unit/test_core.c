@@ -71,6 +71,15 @@ static void test_config(void) {
   CHECK(strstr(err, "LLM_BASE_URL") && strstr(err, "ftp://x"));
   CHECK_EQ_INT(kmk_config_set(&c, "KMK_LUA_MEM_MB", "0", err, sizeof err), -1);
   CHECK(strstr(err, "KMK_LUA_MEM_MB"));
+  CHECK_EQ_INT(c.room_port, 8765);
+  CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_PORT", "70000", err, sizeof err), -1);
+  CHECK(strstr(err, "KMK_ROOM_PORT"));
+  CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_PORT", "0", err, sizeof err), 0);
+  CHECK_EQ_INT(c.room_port, 0);
+  CHECK_EQ_INT(kmk_config_set(&c, "DISCORD_GATEWAY_URL", "https://x", err, sizeof err), -1);
+  CHECK_EQ_INT(kmk_config_set(&c, "DISCORD_GATEWAY_URL", "ws://127.0.0.1:9/", err, sizeof err), 0);
+  CHECK(strcmp(c.discord_gateway_url, "ws://127.0.0.1:9/") == 0);
+  CHECK_EQ_INT(kmk_config_set(&c, "KMK_DISCORD_LEAVE_S", "-1", err, sizeof err), -1);
   CHECK_EQ_INT(kmk_config_set(&c, "NO_SUCH", "1", err, sizeof err), -1);
   CHECK(strstr(err, "NO_SUCH"));
   /* a bad secret is rejected without echoing it */
