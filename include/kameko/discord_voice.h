@@ -50,6 +50,27 @@ int kmk_dvoice_server_update(kmk_dvoice *v, const char *endpoint, const char *to
 /* 1 = send nothing (the agent's frames are pulled and dropped; speaking is 0). */
 void kmk_dvoice_set_mute(kmk_dvoice *v, int mute);
 kmk_dvoice_state kmk_dvoice_get_state(const kmk_dvoice *v);
+
+/* Counters of one connection (logged at close). Malformed input is dropped and counted here. */
+typedef struct {
+  uint64_t rx_packets;      /* RTP audio packets decrypted */
+  uint64_t rx_rtcp;         /* RTCP packets skipped */
+  uint64_t rx_malformed;    /* too short, bad version, bad padding/extension, bad payload type */
+  uint64_t rx_auth_failed;  /* transport decryption failed */
+  uint64_t rx_dave_failed;  /* DAVE decryption failed (concealed) */
+  uint64_t rx_unmapped;     /* packets from an SSRC no SPEAKING named (buffered or dropped) */
+  uint64_t rx_late;         /* late or duplicate packets dropped by the jitter buffers */
+  uint64_t rx_lost;         /* packets declared lost (concealed by PLC or skipped) */
+  uint64_t rx_reordered;    /* packets put back in order */
+  uint64_t tx_packets;      /* RTP packets sent (voice + silence frames) */
+  uint64_t tx_dropped;      /* agent frames pulled but not sent (muted, not ready, send failed) */
+  uint64_t ws_bad;          /* voice gateway messages that did not parse */
+  uint64_t resumes;         /* resume attempts */
+  uint64_t hb_missed;       /* heartbeats without an ACK */
+} kmk_dvoice_stats;
+void kmk_dvoice_get_stats(const kmk_dvoice *v, kmk_dvoice_stats *out);
+/* The 32-bit SSRC the voice server gave us (0 before READY). */
+uint32_t kmk_dvoice_ssrc(const kmk_dvoice *v);
 /* Closes the WebSocket and UDP handles, leaves every speaker; closed(ud) runs when all handles are
  * closed, after which the object is freed. Safe with NULL (closed is then not called). */
 void kmk_dvoice_close(kmk_dvoice *v, void (*closed)(void *ud), void *ud);
