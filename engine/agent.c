@@ -117,6 +117,8 @@ struct kmk_agent {
   uv_timer_t *tick_timer;         /* heap: closed in kmk_agent_free */
   double next_tick_t;             /* timeline second of the next "tick" */
   int any_on_tick;
+  int muted;                      /* kmk_agent_set_muted: decisions logged, nothing voiced */
+  int keywords_dirty;             /* the cast changed while the recognizer was busy */
 
   /* cloud providers (NULL when no key / setting turns them on: the offline path as before) */
   kmk_http *http;
@@ -155,6 +157,7 @@ static void emit_error(kmk_agent *a, const char *speaker, const char *stage, con
 /* ---------------------------------------------------------------- personas and decisions */
 
 static void speak_next(kmk_agent *a);
+static void teach_names(kmk_agent *a);
 static void handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_action *act,
                           uint64_t speech_end_ns, double stt_ms, double brain_ms, reply **out);
 
@@ -682,6 +685,16 @@ static void speak_next(kmk_agent *a) {
     drop_reply(a, h, why);
   }
   if (!a->queue_head) return;
+  if (a->muted) { /* decided and logged, never voiced: a muted agent's replies do not wait */
+    while (a->queue_head) {
+      reply *h = a->queue_head;
+      a->queue_head = h->next;
+      a->n_queued--;
+      drop_reply(a, h, "muted");
+    }
+    a->queue_tail = NULL;
+    return;
+  }
   /* Nobody starts while a person speaks, except a persona whose policy.may_interrupt says so
      (a moderator that must cut in). */
   if (humans_speaking(a) && !a->personas[a->queue_head->persona].info->may_interrupt) return;
@@ -775,13 +788,14 @@ static void finish_reply(kmk_agent *a, const char *end_reason) {
   speak_next(a);
 }
 
-static void barge_in(kmk_agent *a, const char *who) {
-  if (a->state != BOT_SPEAKING || !a->current) return;
+/* Stops the voice now: synthesis cancelled, queued audio dropped, then "playback_stop" (see
+   agent.h) is written before anything else, so a transport watching the log can drop the audio it
+   already sent. Returns the share of the reply's text that was heard (caller frees), or NULL. */
+static char *stop_playback(kmk_agent *a, const char *reason, const char *by) {
   reply *r = a->current;
-  if (a->personas[r->persona].info->may_interrupt) return; /* it holds the floor to the end */
+  if (!r) return NULL;
   if (a->tts_job) kmk_job_cancel(a->tts_job);
   cancel_edge(a);
-  cancel_llm_calls(a); /* decisions for a moment that has passed */
   /* What the listener heard: the share of the reply's audio that went out, as a text prefix. */
   size_t queued = kmk_audio_out_queued(a->out);
   size_t pending_frames = a->pending_head ? a->pending_samples * 50 / (size_t)a->pending_head->rate : 0;
@@ -792,9 +806,25 @@ static void barge_in(kmk_agent *a, const char *who) {
   while (heard < len && (r->text[heard] & 0xC0) == 0x80) heard++; /* whole UTF-8 sequences */
   kmk_audio_out_clear(a->out);
   clear_pending(a);
+  const char *pname = a->personas[r->persona].info->name;
+  cJSON *ev = kmk_event_new(now(a), "playback_stop", pname);
+  cJSON_AddStringToObject(ev, "persona", pname);
+  cJSON_AddStringToObject(ev, "reason", reason);
+  if (by) cJSON_AddStringToObject(ev, "by", by);
+  cJSON_AddNumberToObject(ev, "reply_id", (double)r->id);
+  cJSON_AddNumberToObject(ev, "frames_sent", (double)a->frames_sent);
+  emit(a, ev);
+  return strndup(r->text, heard);
+}
+
+static void barge_in(kmk_agent *a, const char *who) {
+  if (a->state != BOT_SPEAKING || !a->current) return;
+  reply *r = a->current;
+  if (a->personas[r->persona].info->may_interrupt) return; /* it holds the floor to the end */
+  cancel_llm_calls(a); /* decisions for a moment that has passed */
+  char *h = stop_playback(a, "barge_in", who);
   cJSON *ev = kmk_event_new(now(a), "interrupted", a->personas[r->persona].info->name);
   cJSON_AddStringToObject(ev, "by", who);
-  char *h = strndup(r->text, heard);
   cJSON_AddStringToObject(ev, "heard", h ? h : "");
   free(h);
   kmk_eventlog_write(a->o.log, ev);
@@ -879,6 +909,7 @@ static void stt_done(kmk_job *job, int cancelled) {
   stt_job *j = (stt_job *)job;
   kmk_agent *a = j->a;
   a->stt_inflight--;
+  if (a->keywords_dirty && a->stt_inflight == 0) teach_names(a);
   if (!cancelled) {
     double stt_ms = ms_since(j->submit_ns);
     if (j->rc < 0) {
@@ -1273,6 +1304,33 @@ static void stop_cloud(kmk_agent *a) {
   kmk_echo_free(&a->echo);
 }
 
+/* The recognizer learns every persona's name and wake words (only while no utterance is being
+   transcribed: the recognizer is not shared between threads; otherwise after the last one). */
+static void teach_names(kmk_agent *a) {
+  if (a->stt_inflight > 0) {
+    a->keywords_dirty = 1;
+    return;
+  }
+  a->keywords_dirty = 0;
+  const char *words[32];
+  size_t nw = 0;
+  for (size_t p = 0; p < a->n_personas; p++) {
+    const kmk_persona_info *info = a->personas[p].info;
+    for (int k = 0; k <= info->n_wake_words; k++) {
+      const char *w = k < info->n_wake_words ? info->wake_words[k] : info->name;
+      /* Phrases are left out (their words are listed on their own), and so are non-Latin
+         spellings: the English recognizer would write "камеко" into an English transcript, while
+         the Latin spelling already catches the same sound. */
+      int dup = strchr(w, ' ') != NULL;
+      for (const char *c = w; *c && !dup; c++) dup = (unsigned char)*c >= 0x80;
+      for (size_t i = 0; i < nw && !dup; i++) dup = strcasecmp(words[i], w) == 0;
+      if (!dup && nw < 32) words[nw++] = w;
+    }
+  }
+  if (kmk_stt_sphinx_set_keywords(a->stt, words, nw) < 0)
+    KMK_WARN("agent", "some persona names could not be taught to the recognizer");
+}
+
 kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
   kmk_agent *a = calloc(1, sizeof *a);
   if (!a) {
@@ -1320,28 +1378,11 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
   }
   uv_timer_init(o->loop, a->tick_timer);
   a->tick_timer->data = a;
-  /* The recognizer learns every persona's name and wake words. */
-  const char *words[32];
-  size_t nw = 0;
-  for (size_t p = 0; p < a->n_personas; p++) {
-    const kmk_persona_info *info = a->personas[p].info;
-    for (int k = 0; k <= info->n_wake_words; k++) {
-      const char *w = k < info->n_wake_words ? info->wake_words[k] : info->name;
-      /* Phrases are left out (their words are listed on their own), and so are non-Latin
-         spellings: the English recognizer would write "камеко" into an English transcript, while
-         the Latin spelling already catches the same sound. */
-      int dup = strchr(w, ' ') != NULL;
-      for (const char *c = w; *c && !dup; c++) dup = (unsigned char)*c >= 0x80;
-      for (size_t i = 0; i < nw && !dup; i++) dup = strcasecmp(words[i], w) == 0;
-      if (!dup && nw < 32) words[nw++] = w;
-    }
-  }
   kmk_stt_sphinx_opts so;
   memset(&so, 0, sizeof so);
   a->stt = kmk_stt_sphinx_new(&so, err, errlen);
   if (!a->stt) goto fail;
-  if (kmk_stt_sphinx_set_keywords(a->stt, words, nw) < 0)
-    KMK_WARN("agent", "some persona names could not be taught to the recognizer");
+  teach_names(a);
   a->out = kmk_audio_out_new(0, 0, err, errlen);
   a->evq = kmk_evq_new(o->loop, EVQ_CAPACITY);
   if (!a->out || !a->evq) {
@@ -1398,3 +1439,192 @@ void kmk_agent_free(kmk_agent *a) {
   kmk_audio_out_free(a->out);
   free(a);
 }
+
+/* ---------------------------------------------------------------- controls: cast, forget, mute */
+
+static void watch_persona(kmk_agent *a, size_t p) {
+  if (a->o.no_watch) return;
+  const char *path = kmk_brain_path(a->personas[p].brain);
+  a->personas[p].watch =
+      kmk_file_watch_new(a->o.loop, path, RELOAD_DEBOUNCE_MS, on_persona_changed, &a->personas[p]);
+  if (!a->personas[p].watch) KMK_WARN("agent", "cannot watch %s: edits will not be reloaded", path);
+}
+
+int kmk_agent_set_cast(kmk_agent *a, const char *const *paths, size_t n, char *err,
+                       size_t errlen) {
+  char dummy[8];
+  if (!err || !errlen) {
+    err = dummy;
+    errlen = sizeof dummy;
+  }
+  err[0] = '\0';
+  if (!a || !paths || n == 0 || n > MAX_PERSONAS) {
+    snprintf(err, errlen, "between 1 and %d personas, please", MAX_PERSONAS);
+    return -1;
+  }
+  /* 1. every new file loads (a persona already in the cast keeps its brain and conversation) */
+  kmk_brain *brains[MAX_PERSONAS] = {0};
+  int from[MAX_PERSONAS]; /* new slot -> old slot, or -1 for a fresh brain */
+  int llm = a->llm && kmk_llm_available(a->llm);
+  for (size_t i = 0; i < n; i++) {
+    from[i] = -1;
+    if (!paths[i] || !*paths[i]) {
+      snprintf(err, errlen, "persona %zu: no file given", i + 1);
+      goto fail;
+    }
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(paths[k], paths[i]) == 0) {
+        snprintf(err, errlen, "%s: listed twice", paths[i]);
+        goto fail;
+      }
+    for (size_t p = 0; p < a->n_personas; p++)
+      if (strcmp(kmk_brain_path(a->personas[p].brain), paths[i]) == 0) from[i] = (int)p;
+    if (from[i] >= 0) continue;
+    kmk_brain_opts bo = {.scripts_dir = a->o.scripts_dir,
+                         .persona_path = paths[i],
+                         .llm_available = llm,
+                         .mem_limit = (size_t)a->o.config->lua_mem_mb << 20,
+                         .budget_ms = a->o.config->lua_budget_ms};
+    if (!(brains[i] = kmk_brain_new(&bo, err, errlen))) goto fail;
+  }
+  /* 2. the leaving personas: queued replies dropped, LLM requests and their voice stopped */
+  int to[MAX_PERSONAS]; /* old slot -> new slot, or -1 */
+  for (size_t p = 0; p < a->n_personas; p++) to[p] = -1;
+  for (size_t i = 0; i < n; i++)
+    if (from[i] >= 0) to[from[i]] = (int)i;
+  for (reply **pp = &a->queue_head; *pp;) {
+    reply *r = *pp;
+    if (to[r->persona] >= 0) {
+      pp = &r->next;
+      continue;
+    }
+    *pp = r->next;
+    a->n_queued--;
+    drop_reply(a, r, "persona left the cast");
+  }
+  a->queue_tail = NULL;
+  for (reply *r = a->queue_head; r; r = r->next) a->queue_tail = r;
+  for (llm_call **pp = &a->llm_calls; *pp;) {
+    llm_call *c = *pp;
+    if (to[c->persona] >= 0) {
+      pp = &c->next;
+      continue;
+    }
+    *pp = c->next;
+    a->net_inflight--;
+    kmk_llm_cancel(c->req);
+    cJSON_Delete(c->trigger);
+    free(c);
+  }
+  if (a->current && to[a->current->persona] < 0) {
+    char *h = stop_playback(a, "cast", NULL);
+    free(h);
+    a->state = BOT_LISTENING; /* finish_reply below must not start the next one mid-change */
+    reply *r = a->current;
+    a->current = NULL;
+    if (a->audio_started) {
+      cJSON *ev = kmk_event_new(now(a), "audio_out_end", a->personas[r->persona].info->name);
+      cJSON_AddStringToObject(ev, "reason", "cast");
+      cJSON_AddNumberToObject(ev, "frames", (double)a->frames_sent);
+      emit(a, ev);
+    }
+    free(r->text);
+    free(r);
+  }
+  /* 3. swap: slots rebuilt in the new order, watchers recreated (they point at slots) */
+  persona_slot old[MAX_PERSONAS];
+  size_t n_old = a->n_personas;
+  memcpy(old, a->personas, sizeof old);
+  cJSON *removed = cJSON_CreateArray(), *added = cJSON_CreateArray();
+  for (size_t p = 0; p < n_old; p++) {
+    kmk_file_watch_free(old[p].watch);
+    if (to[p] < 0) {
+      cJSON_AddItemToArray(removed, cJSON_CreateString(old[p].info->name));
+      kmk_brain_free(old[p].brain);
+    }
+  }
+  memset(a->personas, 0, sizeof a->personas);
+  for (size_t i = 0; i < n; i++) {
+    persona_slot *ps = &a->personas[i];
+    if (from[i] >= 0) {
+      *ps = old[from[i]];
+    } else {
+      ps->brain = brains[i];
+      brains[i] = NULL;
+    }
+    ps->a = a;
+    ps->info = kmk_brain_persona(ps->brain);
+    ps->watch = NULL;
+  }
+  a->n_personas = n;
+  for (reply *r = a->queue_head; r; r = r->next) r->persona = to[r->persona];
+  if (a->current) a->current->persona = to[a->current->persona];
+  for (llm_call *c = a->llm_calls; c; c = c->next) c->persona = to[c->persona];
+  for (size_t i = 0; i < n; i++) watch_persona(a, i);
+  update_on_tick(a);
+  teach_names(a);
+  /* 4. the newcomers learn who is in the room (joins shown to them, their answers not voiced:
+        they did not see those people arrive) */
+  for (size_t i = 0; i < n; i++) {
+    if (from[i] >= 0) continue;
+    cJSON_AddItemToArray(added, cJSON_CreateString(a->personas[i].info->name));
+    for (kmk_speaker *s = a->speakers; s; s = s->next) {
+      cJSON *ev = kmk_event_new(s->t0, "join", s->name);
+      kmk_brain_action act;
+      memset(&act, 0, sizeof act);
+      kmk_brain_event(a->personas[i].brain, ev, now(a), &act);
+      kmk_brain_action_clear(&act);
+      cJSON_Delete(ev);
+    }
+  }
+  cJSON *ev = kmk_event_new(now(a), "cast", NULL);
+  cJSON *names = cJSON_AddArrayToObject(ev, "personas");
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(names, cJSON_CreateString(a->personas[i].info->name));
+  cJSON_AddItemToObject(ev, "added", added);
+  cJSON_AddItemToObject(ev, "removed", removed);
+  emit(a, ev);
+  if (a->state == BOT_LISTENING) speak_next(a);
+  return 0;
+fail:
+  for (size_t i = 0; i < n; i++) kmk_brain_free(brains[i]);
+  return -1;
+}
+
+int kmk_agent_forget(kmk_agent *a, const char *speaker) {
+  if (!a || !speaker || !*speaker) return -1;
+  int total = 0, failed = 0;
+  for (size_t p = 0; p < a->n_personas; p++) {
+    int rc = kmk_brain_forget(a->personas[p].brain, speaker);
+    if (rc < 0) {
+      failed = rc;
+      char msg[200];
+      snprintf(msg, sizeof msg, "persona %s could not forget a user (%d)", a->personas[p].info->name,
+               rc);
+      emit_error(a, a->personas[p].info->name, "brain", msg);
+    } else {
+      total += rc;
+    }
+  }
+  cJSON *ev = kmk_event_new(now(a), "forget", speaker);
+  cJSON_AddNumberToObject(ev, "erased", total);
+  if (failed) cJSON_AddBoolToObject(ev, "complete", 0);
+  emit(a, ev);
+  return failed ? failed : total;
+}
+
+void kmk_agent_set_muted(kmk_agent *a, int muted) {
+  if (!a || (muted != 0) == a->muted) return;
+  a->muted = muted != 0;
+  cJSON *ev = kmk_event_new(now(a), "mute", NULL);
+  cJSON_AddBoolToObject(ev, "muted", a->muted);
+  emit(a, ev);
+  if (!a->muted) return;
+  if (a->current) {
+    free(stop_playback(a, "muted", NULL));
+    finish_reply(a, "muted");
+  }
+  speak_next(a); /* drops what waited */
+}
+
+int kmk_agent_muted(const kmk_agent *a) { return a && a->muted; }

@@ -335,6 +335,36 @@ function Agent:on_llm(request_id, decision, err, fallback)
   return {kind = "decision", decision = decision}
 end
 
+--- forget(name) -> count: a user asked to be forgotten. Their lines leave the window, LLM requests
+--- waiting on their words are dropped, and the persona's on_forget(name, state) erases what it
+--- keeps about them in its own state (kmk.memory(name) is erased by C, from the store).
+function Agent:forget(name)
+  local lname = kmk.lower(name)
+  local function theirs(e)
+    return e.kind ~= "self" and type(e.speaker) == "string" and kmk.lower(e.speaker) == lname
+  end
+  local keep, n = {}, 0
+  for _, e in ipairs(self.window:items()) do
+    if theirs(e) then n = n + 1 else keep[#keep + 1] = e end
+  end
+  if n > 0 then
+    self.window = window.new(self.persona.context_size)
+    for _, e in ipairs(keep) do self.window:push(e) end
+  end
+  for id, ctx in pairs(self.pending) do
+    if type(ctx.speaker) == "string" and kmk.lower(ctx.speaker) == lname then
+      self.pending[id] = nil
+      n = n + 1
+    end
+  end
+  local hook = self.persona.on_forget
+  if hook then
+    local k = hook(name, kmk.state())
+    if math.type(k) == "integer" and k > 0 then n = n + k end
+  end
+  return n
+end
+
 -- the single agent C drives (one persona per state)
 local current
 
@@ -355,6 +385,11 @@ function M.on_llm(request_id, decision, err, fallback)
 end
 
 function M.agent() return current end
+
+function M.forget(name)
+  if type(name) ~= "string" or name == "" then return 0 end
+  return current:forget(name)
+end
 
 --- export_state() -> plain data handed to the next state on a hot reload
 --- (the store - memory, state, mutes, cooldown, language - is handed over by C)

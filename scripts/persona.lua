@@ -21,6 +21,9 @@
 --   on_tick         function(ctx) -> nil | string | decision   once a second (timeline)
 --   on_event        function(ev, ctx) -> nil | string | decision   stage events: speech_start,
 --                   speech_end (duration_s), interrupted (heard), ...
+--   on_forget       function(name, state) -> number?   a user asked to be forgotten: erase what
+--                   the persona keeps about them in its own state (the engine already erased
+--                   their window lines and kmk.memory(name)); returns how many items it erased
 --
 -- check(p) returns the normalised persona, or nil, field, message (C turns the field into a
 -- file:line). Runs inside the sandbox (module "persona").
@@ -33,6 +36,7 @@ local KNOWN = {
   name = true, languages = true, wake_words = true, voices = true, context_size = true,
   max_reply_chars = true, prompt = true, rules = true, after_llm = true, description = true,
   data = true, policy = true, moderation = true, state = true, on_tick = true, on_event = true,
+  on_forget = true,
 }
 
 M.DEFAULT_PROMPT = [[
@@ -131,7 +135,7 @@ function M.check(p)
   if p.after_llm ~= nil and type(p.after_llm) ~= "function" then
     return nil, "after_llm", "'after_llm' must be a function(decision, ctx)"
   end
-  for _, hook in ipairs({"on_tick", "on_event"}) do
+  for _, hook in ipairs({"on_tick", "on_event", "on_forget"}) do
     if p[hook] ~= nil and type(p[hook]) ~= "function" then
       return nil, hook, "'" .. hook .. "' must be a function"
     end
@@ -178,6 +182,7 @@ function M.check(p)
     state = p.state,
     on_tick = p.on_tick,
     on_event = p.on_event,
+    on_forget = p.on_forget,
     name = p.name,
     languages = p.languages,
     wake_words = wake_norm,

@@ -401,6 +401,49 @@ int kmk_brain_llm_result(kmk_brain *b, uint64_t request_id, const char *text, co
   return rc;
 }
 
+static int same_user(const char *a, const char *b) {
+  char la[256], lb[256];
+  kmk_lua_utf8_lower(a, strlen(a), la, sizeof la);
+  kmk_lua_utf8_lower(b, strlen(b), lb, sizeof lb);
+  return strcmp(la, lb) == 0;
+}
+
+int kmk_brain_forget(kmk_brain *b, const char *speaker) {
+  if (!b || !speaker || !*speaker || strlen(speaker) > 200) return KMK_BRAIN_EINVAL;
+  /* the scripts: window lines, pending requests, the persona's on_forget */
+  cJSON *args = cJSON_CreateArray(), *res = NULL;
+  if (!args) return KMK_BRAIN_EINVAL;
+  cJSON_AddItemToArray(args, cJSON_CreateString(speaker));
+  int rc = kmk_lua_invoke(b->vm, "brain", "forget", args, &res, NULL, 0);
+  cJSON_Delete(args);
+  if (rc != 0) {
+    cJSON_Delete(res);
+    return KMK_BRAIN_ESCRIPT;
+  }
+  int n = cJSON_IsNumber(res) && res->valuedouble > 0 ? (int)res->valuedouble : 0;
+  cJSON_Delete(res);
+  /* the store: kmk.memory(speaker), matched case-insensitively, each remembered fact counted */
+  cJSON *store = NULL;
+  if (kmk_lua_store_export(b->vm, &store) != 0) return KMK_BRAIN_ESCRIPT;
+  cJSON *users = cJSON_GetObjectItem(store, "users");
+  int erased = 0;
+  for (cJSON *u = users ? users->child : NULL, *next; u; u = next) {
+    next = u->next;
+    if (!u->string || !same_user(u->string, speaker)) continue;
+    int k = cJSON_IsObject(u) || cJSON_IsArray(u) ? cJSON_GetArraySize(u) : 1;
+    n += k; /* an empty table (ctx.memory creates one on first sight) holds nothing */
+    cJSON_DetachItemViaPointer(users, u);
+    cJSON_Delete(u);
+    erased = 1;
+  }
+  if (erased && kmk_lua_store_import(b->vm, store, 0) != 0) {
+    cJSON_Delete(store);
+    return KMK_BRAIN_ESCRIPT;
+  }
+  cJSON_Delete(store);
+  return n;
+}
+
 void kmk_brain_free(kmk_brain *b) {
   if (!b) return;
   kmk_lua_free(b->vm);

@@ -88,4 +88,38 @@ int kmk_agent_busy(const kmk_agent *a);
    holds its clock then. */
 int kmk_agent_jobs_pending(const kmk_agent *a);
 
+/* ---- controls (a room's or a bot's commands) */
+
+/* Replaces the active personas with the files in persona_paths (1..8), as a transaction: every new
+ * file is loaded first; if any fails nothing changes and err names it ("path:line: what"), -1.
+ * A file already in the cast keeps its brain (conversation window, memory); speakers, their
+ * audio streams and the cloud clients are kept. Personas that leave: their queued replies are
+ * dropped ("reply_dropped", reason "persona left the cast"), their LLM requests cancelled, and if
+ * one is speaking its voice stops ("playback_stop", reason "cast"). Newcomers are shown a "join"
+ * for every person present (their answers are not voiced). Emits
+ * "cast" {personas: [names], added: [names], removed: [names]}. 0 on success. */
+int kmk_agent_set_cast(kmk_agent *a, const char *const *persona_paths, size_t n, char *err,
+                       size_t errlen);
+
+/* A user asks to be forgotten: every persona drops their lines from its context window, LLM
+ * requests waiting on their words and kmk.memory(speaker); a persona's on_forget(name, state)
+ * hook erases what it keeps itself. Emits "forget" {speaker, erased} (never the erased text).
+ * The event log already written is not rewritten. Returns the number of items erased, or < 0. */
+int kmk_agent_forget(kmk_agent *a, const char *speaker);
+
+/* Muted: the agent stops speaking at once (like a barge-in, "playback_stop" reason "muted") and
+ * from then on decisions are still made and logged but their replies are dropped
+ * ("reply_dropped", reason "muted") instead of voiced. Emits "mute" {muted} on a change. */
+void kmk_agent_set_muted(kmk_agent *a, int muted);
+int kmk_agent_muted(const kmk_agent *a);
+
+/* Barge-in and playback control for transports. Whenever the agent's voice is cut off (a person
+ * starts speaking over it, a mute, the speaking persona leaving the cast) the event
+ *     "playback_stop" {t, speaker: persona, persona, reason: "barge_in" | "muted" | "cast",
+ *                      by?: the person who spoke over it, reply_id, frames_sent}
+ * is written to the event log the moment the queued audio is dropped - before "interrupted",
+ * "audio_out_end" or anything else about it. kmk_agent_pull_frame returns NULL from then on until
+ * the next reply starts. A transport that buffers audio downstream (the browser room's pages)
+ * watches for it with kmk_eventlog_set_observer and drops what it already sent. */
+
 #endif

@@ -143,6 +143,13 @@ kmk_file_watch *kmk_file_watch_new(struct uv_loop_s *loop, const char *path, uns
 void kmk_file_watch_free(kmk_file_watch *w);
 uint64_t kmk_file_watch_changes(const kmk_file_watch *w);
 
+/* A user asked to be forgotten: their lines leave the context window, LLM requests waiting on
+ * their words are dropped, kmk.memory(speaker) is erased (names compared case-insensitively) and
+ * the persona's on_forget(name, state) hook, if any, erases what it keeps in its own state.
+ * Returns the number of items erased (window lines + pending requests + remembered facts + what
+ * the hook reports) or a negative KMK_BRAIN_E*. */
+int kmk_brain_forget(kmk_brain *b, const char *speaker);
+
 /* The persona's file path (as given to kmk_brain_new). */
 const char *kmk_brain_path(const kmk_brain *b);
 

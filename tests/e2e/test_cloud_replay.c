@@ -371,6 +371,13 @@ static void test_cancel_inflight(void) {
   int st = pfind(&e, 0, "audio_out_start", "Kameko"), in = pfind(&e, st, "interrupted", "Kameko");
   CHECK(st >= 0 && in > st);
   if (in > 0) CHECK_STR(pstr(e.ev[in], "by"), "bob");
+  /* the barge-in's playback_stop is written first: a transport drops what it already sent */
+  int ps = pfind(&e, st, "playback_stop", "Kameko");
+  CHECK(ps > st && ps < in);
+  if (ps > 0) {
+    CHECK_STR(pstr(e.ev[ps], "reason"), "barge_in");
+    CHECK_STR(pstr(e.ev[ps], "by"), "bob");
+  }
   CHECK(pfind(&e, 0, "speech_end", "bob") > in);
   CHECK(pfind(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
   CHECK(pfind(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
