@@ -35,6 +35,7 @@
  *   the printed corpus length is ~20% longer). Seed 1 is the tuning set; 2 and 3 are held out.
  * Debug: VAD_EVAL_VERBOSE=1 lists every cut / late turn on stderr; VAD_EVAL_TRACE=<track id>
  * prints that track's per-frame label, decision, score, level and endpointer events.
+ * Tuning: VAD_EVAL_EP=floor,ceiling,margin[,pause] (ms) replaces the "turn" row's endpointer.
  */
 #include <math.h>
 #include <stdint.h>
@@ -724,6 +725,18 @@ static int ve_configs(ve_config *out) {
   c->label = "spectral + turn endpointer";
   c->vad = "spectral";
   kmk_endpoint_params_turn(&c->ep);
+  const char *ov = getenv("VAD_EVAL_EP"); /* tuning: floor,ceiling,margin[,pause] in ms */
+  if (ov) sscanf(ov, "%d,%d,%d,%d", &c->ep.min_end_silence_ms, &c->ep.end_silence_ms,
+                 &c->ep.end_margin_ms, &c->ep.pause_ms);
+  /* the per-room presets (kmk_endpoint_params_preset) */
+  c = &out[n++];
+  c->label = "spectral + \"snappy\" (game table)";
+  c->vad = "spectral";
+  kmk_endpoint_params_preset(&c->ep, "snappy");
+  c = &out[n++];
+  c->label = "spectral + \"patient\" (chat)";
+  c->vad = "spectral";
+  kmk_endpoint_params_preset(&c->ep, "patient");
   /* for reference: each half alone */
   c = &out[n++];
   c->label = "  (spectral + 1 s silence)";

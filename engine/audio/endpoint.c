@@ -62,6 +62,33 @@ void kmk_endpoint_params_turn(kmk_endpoint_params *p) {
   p->end_margin_ms = 30;
 }
 
+/* Named presets: name, floor, ceiling (= start value), margin, pause; see endpoint.h. */
+static const struct {
+  const char *name;
+  int min_end, end, margin, pause;
+} PRESETS[] = {
+    {"snappy", 350, 450, 10, 150},  /* game table: answers fast, cuts more long hesitations */
+    {"turn", 450, 550, 30, 200},    /* balanced (= kmk_endpoint_params_turn) */
+    {"patient", 550, 900, 80, 250}, /* chat / slow speakers: rarely cuts, answers later */
+};
+
+int kmk_endpoint_params_preset(kmk_endpoint_params *p, const char *name) {
+  if (!p) return KMK_AUDIO_EINVAL;
+  kmk_endpoint_params_default(p);
+  if (!name || !*name || !strcmp(name, "classic")) return 0;
+  for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+    if (!strcmp(name, PRESETS[i].name)) {
+      p->end_silence_ms = PRESETS[i].end;
+      p->min_end_silence_ms = PRESETS[i].min_end;
+      p->end_margin_ms = PRESETS[i].margin;
+      p->pause_ms = PRESETS[i].pause;
+      p->adaptive_end = 1;
+      return 0;
+    }
+  kmk_endpoint_params_turn(p); /* unknown name: the balanced preset, and say so */
+  return KMK_AUDIO_EINVAL;
+}
+
 kmk_endpoint *kmk_endpoint_new(const kmk_endpoint_params *in) {
   kmk_endpoint_params p;
   kmk_endpoint_params_default(&p);

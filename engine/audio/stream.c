@@ -37,6 +37,14 @@ void kmk_stream_params_default(kmk_stream_params *p) {
   kmk_endpoint_params_default(&p->endpoint);
 }
 
+int kmk_stream_params_preset(kmk_stream_params *p, const char *name) {
+  if (!p) return KMK_AUDIO_EINVAL;
+  kmk_stream_params_default(p);
+  int rc = kmk_endpoint_params_preset(&p->endpoint, name);
+  p->vad_name = (!name || !*name || !strcmp(name, "classic")) ? "energy" : "spectral";
+  return rc;
+}
+
 kmk_speaker_stream *kmk_speaker_stream_new(const kmk_stream_params *p, kmk_stream_cb on_event,
                                            void *ud) {
   kmk_stream_params def;

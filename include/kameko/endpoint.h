@@ -96,6 +96,15 @@ void kmk_endpoint_params_default(kmk_endpoint_params *p);
  * lower min_end_silence_ms / end_silence_ms (snappier, more cuts), a chat or a slow speaker may
  * raise end_silence_ms so the adaptation has room to grow. */
 void kmk_endpoint_params_turn(kmk_endpoint_params *p);
+/* Named presets for per-persona / per-room tuning (numbers on bench/vad_eval's corpus in
+ * engine/audio/README.md):
+ *   "classic"  the defaults above (fixed 1 s silence, no pause events; also NULL or "")
+ *   "snappy"   game table: adaptive floor 350 / ceiling 450 ms, margin 10, pause 150 ms
+ *   "turn"     balanced = kmk_endpoint_params_turn: 450 / 550 ms, margin 30, pause 200 ms
+ *   "patient"  chat, slow speakers: 550 / 900 ms, margin 80, pause 250 ms
+ * Fills *p (all other fields default). Returns 0, or KMK_AUDIO_EINVAL for an unknown name (then
+ * *p holds "turn", so a typo in a persona file still gets sensible turn-taking). */
+int kmk_endpoint_params_preset(kmk_endpoint_params *p, const char *name);
 /* The end silence currently in force, in ms (end_silence_ms unless adaptive_end learnt another). */
 int kmk_endpoint_end_silence_ms(const kmk_endpoint *ep);
 /* p may be NULL (defaults); fields <= 0 take their default (preroll_ms/tail_ms may be 0 when

@@ -47,6 +47,11 @@ typedef struct {
 typedef struct kmk_speaker_stream kmk_speaker_stream;
 
 void kmk_stream_params_default(kmk_stream_params *p);
+/* Per-persona / per-room turn-taking in one call: "snappy" (game table), "turn" (balanced),
+ * "patient" (chat) = the "spectral" detector + kmk_endpoint_params_preset(name); "classic" (or
+ * NULL/"") = "energy" + the fixed 1 s endpointer. Unknown name: "turn" and KMK_AUDIO_EINVAL
+ * (log it; the stream still works). Other fields are defaults; edit them afterwards if needed. */
+int kmk_stream_params_preset(kmk_stream_params *p, const char *name);
 /* p may be NULL (defaults). on_event may be NULL (events dropped). Returns NULL on bad params /
  * no memory (logged). Caller owns: kmk_speaker_stream_free. */
 kmk_speaker_stream *kmk_speaker_stream_new(const kmk_stream_params *p, kmk_stream_cb on_event,

@@ -2,6 +2,7 @@
  * decisions: SPEECH_PAUSE / SPEECH_RESUME, the adaptive end silence learning the speaker's pauses
  * (and correcting itself after a cut), the defaults staying exactly the old behaviour. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "kameko/audio.h"
@@ -169,11 +170,49 @@ static void test_pause_not_after_end(void) {
   CHECK_STR(kmk_endpoint_event_name(KMK_EP_SPEECH_RESUME), "speech_resume");
 }
 
+/* Named presets: each ends a fresh speaker's turn after its own start value, snappy < turn <
+ * patient; "classic" is exactly the defaults; an unknown name falls back to "turn" and says so. */
+static void test_presets(void) {
+  static const char *names[] = {"snappy", "turn", "patient"};
+  static const int end_ms[] = {450, 550, 900}, pause_ms[] = {150, 200, 250};
+  for (int i = 0; i < 3; i++) {
+    kmk_endpoint_params p;
+    CHECK_EQ_INT(kmk_endpoint_params_preset(&p, names[i]), 0);
+    CHECK_EQ_INT(p.adaptive_end, 1);
+    kmk_endpoint *ep = kmk_endpoint_new(&p);
+    CHECK(ep != NULL);
+    evs e = {0};
+    int f = 0;
+    feed(ep, 1, 500, &f, &e);
+    feed(ep, 0, 1200, &f, &e);
+    CHECK_EQ_INT(e.n, 3);
+    CHECK_EQ_INT(e.type[1], KMK_EP_SPEECH_PAUSE);
+    CHECK_EQ_INT(e.frame[1], 50 + pause_ms[i] / 10 - 1);
+    CHECK_EQ_INT(e.type[2], KMK_EP_SPEECH_END);
+    CHECK_EQ_INT(e.frame[2], 50 + end_ms[i] / 10 - 1);
+    kmk_endpoint_free(ep);
+  }
+  kmk_endpoint_params a, b;
+  kmk_endpoint_params_turn(&a);
+  CHECK_EQ_INT(kmk_endpoint_params_preset(&b, "turn"), 0);
+  CHECK(memcmp(&a, &b, sizeof a) == 0);
+  kmk_endpoint_params_default(&a);
+  CHECK_EQ_INT(kmk_endpoint_params_preset(&b, "classic"), 0);
+  CHECK(memcmp(&a, &b, sizeof a) == 0);
+  CHECK_EQ_INT(kmk_endpoint_params_preset(&b, NULL), 0);
+  CHECK(memcmp(&a, &b, sizeof a) == 0);
+  CHECK_EQ_INT(kmk_endpoint_params_preset(&b, "no-such-room"), KMK_AUDIO_EINVAL);
+  kmk_endpoint_params_turn(&a);
+  CHECK(memcmp(&a, &b, sizeof a) == 0);
+  CHECK_EQ_INT(kmk_endpoint_params_preset(NULL, "turn"), KMK_AUDIO_EINVAL);
+}
+
 int main(void) {
   RUN(test_defaults_unchanged);
   RUN(test_pause_and_resume);
   RUN(test_adaptive_learns_pauses);
   RUN(test_cut_corrects_itself);
   RUN(test_pause_not_after_end);
+  RUN(test_presets);
   return check_done();
 }
