@@ -1,4 +1,5 @@
-/* app.c - command line: global flags, the config, and the job (replay, demo). Main thread. */
+/* app.c - command line: global flags, the config, and the job (room, demo, replay). Main thread.
+ * With no command: the Discord transport when DISCORD_TOKEN is set, else the browser room. */
 #include "kameko/app.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include "kameko/log.h"
 #include "kameko/replay.h"
 #include "kameko/demo.h"
+#include "kameko/room.h"
 
 #define MAX_TRACKS 32
 #define MAX_PERSONAS 8
@@ -22,7 +24,11 @@ static void usage(FILE *f) {
           "usage: kameko [global flags] [command] [command flags]\n"
           "\n"
           "commands:\n"
-          "  demo      (default) synthesize a two-person conversation and replay it through the\n"
+          "  room      (default without DISCORD_TOKEN) the browser room: open the printed URL,\n"
+          "            join with a name and talk; events go to DIR/events.jsonl\n"
+          "            flags: --out DIR (default out/room)  --persona FILE|NAME ...\n"
+          "            (address: KMK_ROOM_BIND, KMK_ROOM_PORT; KMK_ROOM_TOKEN off loopback)\n"
+          "  demo      synthesize a two-person conversation and replay it through the\n"
           "            agent; prints where events.jsonl and conversation.wav went\n"
           "            flags: --out DIR (default out/demo)  --realtime  --persona FILE\n"
           "  replay    play recorded tracks through the agent:\n"
@@ -220,6 +226,35 @@ static int cmd_demo(int argc, char **argv, const kmk_config *cfg) {
   return rc;
 }
 
+static int cmd_room(int argc, char **argv, const kmk_config *cfg) {
+  static char pbuf[MAX_PERSONAS][1024];
+  const char *personas[MAX_PERSONAS];
+  size_t np = 0;
+  const char *out = "out/room";
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--out") == 0) {
+      if (!need_arg(i, argc, argv)) return 2;
+      out = argv[++i];
+    } else if (strcmp(argv[i], "--persona") == 0) {
+      if (!need_arg(i, argc, argv)) return 2;
+      if (np == MAX_PERSONAS) {
+        fprintf(stderr, "kameko room: at most %d personas\n", MAX_PERSONAS);
+        return 2;
+      }
+      personas[np] = resolve_persona(cfg, argv[++i], pbuf[np], sizeof pbuf[np]);
+      np++;
+    } else {
+      fprintf(stderr, "kameko room: unknown flag '%s' (see kameko --help)\n", argv[i]);
+      return 2;
+    }
+  }
+  if (np == 0) personas[np++] = resolve_persona(cfg, "kameko", pbuf[0], sizeof pbuf[0]);
+  char err[1024] = "";
+  int rc = kmk_room_main(cfg, personas, np, scripts_dir(cfg), out, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "kameko room: %s\n", err[0] ? err : "failed");
+  return rc;
+}
+
 int kmk_app_main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines interleave with the log in order */
   const char *env_path = ".env";
@@ -273,10 +308,19 @@ int kmk_app_main(int argc, char **argv) {
   }
   kmk_log_set_level((kmk_log_level)kmk_log_parse_level(cfg.log_level));
   int rc;
-  const char *cmd = i < argc ? argv[i] : "demo";
+  /* no command: Discord when a bot token is configured, else the browser room */
+  const char *cmd = i < argc ? argv[i] : cfg.discord_token && *cfg.discord_token ? "discord" : "room";
   int sub_argc = i < argc ? argc - i - 1 : 0;
   char **sub_argv = i < argc ? argv + i + 1 : argv + argc;
-  if (strcmp(cmd, "replay") == 0) {
+  if (strcmp(cmd, "discord") == 0) {
+    /* DISCORD TRANSPORT ENTRY POINT (to be wired by the lead): call the Discord transport
+       (engine/transport/discord.c, include/kameko/discord.h) here. Until then the room runs. */
+    fprintf(stderr, "kameko: DISCORD_TOKEN is set, but the Discord transport is not built yet; "
+                    "starting the browser room instead\n");
+    rc = cmd_room(sub_argc, sub_argv, &cfg);
+  } else if (strcmp(cmd, "room") == 0) {
+    rc = cmd_room(sub_argc, sub_argv, &cfg);
+  } else if (strcmp(cmd, "replay") == 0) {
     rc = cmd_replay(sub_argc, sub_argv, &cfg);
   } else if (strcmp(cmd, "demo") == 0) {
     rc = cmd_demo(sub_argc, sub_argv, &cfg);
