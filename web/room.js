@@ -1,0 +1,584 @@
+/* room.js - the browser room page's main thread: joining, the WebSocket (PROTOCOL.md), wiring the
+ * microphone worklet (capture-worklet.js) and the agent-voice worklet (player-worklet.js), and
+ * rendering the engine's events (transcripts, decisions, per-turn latency, drops, reloads).
+ *
+ * Bounded: the transcript and logs keep their last MAX_LINES entries; microphone frames are dropped
+ * (not queued) while the socket's send buffer is over SEND_LIMIT bytes.
+ *
+ * For tests and the curious, window.kameko exposes counters: frames sent, agent audio played and its
+ * loudness, flushes, and each barge-in's measured delays (voice onset -> playback silent).
+ */
+const MAX_LINES = 200;
+const SEND_LIMIT = 64 * 1024;
+const VOICE_RMS = 0.02; /* a 20 ms mic frame louder than this counts as voice (page-side measure) */
+const ONSET_GAP_MS = 300; /* quiet this long before a loud frame makes it a new voice onset */
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, props = {}, ...kids) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const kid of kids) if (kid != null) e.append(kid);
+  return e;
+};
+const ms = (v) => (v == null || Number.isNaN(v) ? '—' : v < 10 ? v.toFixed(1) : `${Math.round(v)}`);
+/* a stable colour per speaker name */
+const hue = (name) => {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.codePointAt(0)) % 360;
+  return h;
+};
+const keyOf = (name) => String(name).toLowerCase().replace(/[^a-z0-9_-]/g, '_');
+
+const stats = {
+  joined: false,
+  me: null,
+  micOk: false,
+  framesSent: 0,
+  framesDropped: 0,
+  voiceFrames: 0,
+  lastVoiceOnset: null, /* performance.now() of the last voice onset that was sent */
+  played: 0,
+  peakRms: 0,
+  playing: false,
+  starts: 0,
+  flushes: 0,
+  flushesWhilePlaying: 0,
+  bargeIns: [],
+  events: 0,
+  eventTypes: {},
+  errors: [],
+};
+window.kameko = { stats, events: [] };
+
+let ws = null;
+let ctx = null;
+let micStream = null;
+let captureNode = null;
+let playerNode = null;
+let gainNode = null;
+let muted = false;
+let lastLoudAt = -1e9;
+let available = [];
+let active = [];
+const peers = new Map(); /* name -> {li, state} */
+const liveLines = new Map(); /* speaker -> li shown while speaking */
+const turns = new Map(); /* speaker -> turn waiting for its stages */
+let pendingSpeakTurn = null; /* the turn whose reply is being synthesized */
+let heardTurn = null; /* the turn whose first audio this page is waiting to hear */
+let pendingFlush = null;
+
+function setStatus(text, kind = '') {
+  const s = $('#status');
+  s.textContent = text;
+  s.className = `status ${kind}`;
+}
+
+function trim(list) {
+  while (list.children.length > MAX_LINES) list.firstElementChild.remove();
+}
+
+function scrollToEnd(list) {
+  const near = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  if (near) list.scrollTop = list.scrollHeight;
+}
+
+function addLine(kind, who, text, meta, data = {}) {
+  const list = $('#transcript');
+  const li = el('li', { class: kind, dataset: { kind, speaker: who || '', ...data } });
+  if (who) {
+    const w = el('span', { class: 'who', text: who });
+    w.style.color = `hsl(${hue(who)} 55% 45%)`;
+    li.append(w);
+  }
+  li.append(el('span', { class: 'text', text }));
+  if (meta) li.append(el('span', { class: 'meta', text: meta }));
+  list.append(li);
+  trim(list);
+  scrollToEnd(list);
+  return li;
+}
+
+function addLog(listSel, cls, parts, data = {}) {
+  const list = $(listSel);
+  const empty = list.querySelector('.empty');
+  if (empty) empty.remove();
+  const li = el('li', { class: cls, dataset: data }, ...parts);
+  list.prepend(li);
+  while (list.children.length > MAX_LINES) list.lastElementChild.remove();
+  return li;
+}
+
+/* ---------- people ---------- */
+
+function setPeers(names) {
+  const list = $('#peers');
+  for (const [name, p] of peers) {
+    if (!names.includes(name)) {
+      p.li.remove();
+      peers.delete(name);
+    }
+  }
+  for (const name of names) {
+    if (peers.has(name)) continue;
+    const li = el('li', { dataset: { peer: name, state: 'idle' } },
+      el('span', { class: 'dot', 'aria-hidden': 'true' }),
+      el('span', { class: 'name', text: name }),
+      name === stats.me ? el('span', { class: 'me', text: '(you)' }) : null,
+      el('span', { class: 'what', text: '' }));
+    list.append(li);
+    peers.set(name, { li });
+  }
+}
+
+function setPeerState(name, state, what) {
+  const p = peers.get(name);
+  if (!p) return;
+  p.li.dataset.state = state;
+  p.li.querySelector('.what').textContent = what;
+}
+
+/* ---------- personas ---------- */
+
+/* One card per persona; the cast lists file names ("kameko"), events display names ("Kameko"). */
+function personaCard(name) {
+  const id = `persona-${keyOf(name)}`;
+  let card = document.getElementById(id);
+  if (card) {
+    if (name !== name.toLowerCase()) card.querySelector('h3').textContent = name;
+    return card;
+  }
+  card = el('article', { class: 'persona-card', id, dataset: { persona: name } },
+    el('header', {}, el('h3', { text: name }), el('span', { class: 'badge', text: 'listening' })),
+    el('p', { class: 'thought' }, el('b', { text: 'Thought: ' }), el('span', { text: 'no decision yet' })),
+    el('p', { class: 'said', text: '' }),
+    el('p', { class: 'about', text: '' }));
+  $('#persona-cards').append(card);
+  return card;
+}
+
+function renderCast() {
+  const list = $('#cast-list');
+  list.replaceChildren();
+  const names = available.length ? available.map((p) => p.name) : active.slice();
+  for (const name of names) {
+    const id = `cast-${keyOf(name)}`;
+    const box = el('input', { type: 'checkbox', id, value: name });
+    box.checked = active.includes(name);
+    const file = (available.find((p) => p.name === name) || {}).file;
+    list.append(el('label', { for: id, title: file || '' }, box, name));
+  }
+  if (!names.length) list.append(el('span', { class: 'hint', text: 'The server listed no personas.' }));
+}
+
+/* ---------- latency ---------- */
+
+function turnRow(turn) {
+  if (!turn.row) {
+    turn.row = el('tr', { dataset: { speaker: turn.speaker } });
+    for (let i = 0; i < 6; i++) turn.row.append(el('td'));
+    turn.row.firstChild.className = 'turn';
+    turn.row.lastChild.previousSibling.className = 'total';
+    const body = $('#latency-table tbody');
+    body.prepend(turn.row);
+    while (body.children.length > 30) body.lastElementChild.remove();
+  }
+  const c = turn.row.children;
+  c[0].replaceChildren(el('b', { text: turn.speaker }), ` ${turn.text ? `“${turn.text}”` : '…'}`,
+    el('span', { class: 'sub', text: turn.outcome || '' }));
+  c[1].textContent = ms(turn.stt);
+  c[2].textContent = ms(turn.brain);
+  c[3].textContent = ms(turn.tts);
+  c[4].textContent = ms(turn.total);
+  c[5].textContent = ms(turn.heard);
+  c[5].title = 'speech_end event received -> first agent sample played in this page';
+}
+
+/* ---------- events ---------- */
+
+function onEvent(ev) {
+  stats.events++;
+  stats.eventTypes[ev.type] = (stats.eventTypes[ev.type] || 0) + 1;
+  const log = window.kameko.events;
+  log.push(ev);
+  if (log.length > 500) log.shift();
+  const who = ev.speaker;
+  const lat = ev.latency_ms || {};
+  switch (ev.type) {
+    case 'join':
+      addLine('system', null, `${who} joined`);
+      break;
+    case 'leave':
+      addLine('system', null, `${who} left`);
+      liveLines.get(who)?.remove();
+      liveLines.delete(who);
+      break;
+    case 'speech_start': {
+      setPeerState(who, 'speaking', 'speaking…');
+      if (!liveLines.has(who)) liveLines.set(who, addLine('live', who, 'speaking…'));
+      break;
+    }
+    case 'speech_end': {
+      setPeerState(who, 'transcribing', 'transcribing…');
+      const live = liveLines.get(who);
+      if (live) live.querySelector('.text').textContent = 'transcribing…';
+      turns.set(who, { speaker: who, endAt: performance.now(), endT: ev.t });
+      break;
+    }
+    case 'transcript': {
+      setPeerState(who, 'idle', '');
+      liveLines.get(who)?.remove();
+      liveLines.delete(who);
+      const conf = ev.confidence != null ? ` · ${Math.round(ev.confidence * 100)}%` : '';
+      addLine('transcript', who, ev.text, `${ev.provider || ''}${conf}`);
+      const turn = turns.get(who) || { speaker: who };
+      turn.text = ev.text;
+      turn.stt = lat.stt ?? (turn.endT != null ? (ev.t - turn.endT) * 1000 : null);
+      turn.outcome = 'waiting for the personas';
+      turns.set(who, turn);
+      turnRow(turn);
+      break;
+    }
+    case 'transcript_dropped': {
+      setPeerState(who, 'idle', '');
+      liveLines.get(who)?.remove();
+      liveLines.delete(who);
+      turns.delete(who);
+      addLog('#dropped', 'fail', [el('b', { text: who }), ' transcript dropped: ',
+        el('span', { class: 'reason', text: ev.reason || 'unknown' }),
+        ev.text ? ` — “${ev.text}”` : '', ` (${ev.provider || '?'}, ${(ev.audio_s ?? 0).toFixed(1)} s)`],
+      { kind: 'transcript_dropped', reason: ev.reason || '' });
+      break;
+    }
+    case 'chat': {
+      addLine('chat', who, ev.text);
+      turns.set(who, { speaker: who, endAt: performance.now(), endT: ev.t, text: ev.text, chat: true });
+      break;
+    }
+    case 'decision': onDecision(ev); break;
+    case 'audio_out_start': {
+      addLine('agent', who, ev.text, ev.provider || '', { persona: who });
+      const turn = pendingSpeakTurn;
+      if (turn) {
+        turn.tts = lat.tts_first_audio;
+        turn.total = lat.speech_end_to_audio ?? null;
+        turn.outcome = `${who} answered`;
+        turnRow(turn);
+        heardTurn = turn;
+        pendingSpeakTurn = null;
+      }
+      const card = personaCard(ev.persona || who);
+      card.querySelector('.badge').textContent = 'speaking';
+      break;
+    }
+    case 'audio_out_end': {
+      const card = personaCard(ev.persona || who);
+      card.querySelector('.badge').textContent = ev.reason === 'interrupted' ? 'interrupted' : 'listening';
+      break;
+    }
+    case 'interrupted': {
+      const line = [...document.querySelectorAll('#transcript li.agent')].pop();
+      if (line) {
+        line.classList.add('interrupted');
+        line.querySelector('.meta').textContent += ` · interrupted by ${ev.by}; heard: “${ev.heard || ''}”`;
+      }
+      addLine('system', null, `${who} was interrupted by ${ev.by}`);
+      break;
+    }
+    case 'reply_dropped':
+      addLog('#dropped', 'fail', [el('b', { text: ev.persona || who }), ' reply dropped: ',
+        el('span', { class: 'reason', text: ev.reason || '' }), ev.response ? ` — “${ev.response}”` : ''],
+      { kind: 'reply_dropped', reason: ev.reason || '' });
+      break;
+    case 'persona_reload': {
+      const okay = ev.ok !== false;
+      addLog('#reloads', okay ? 'ok' : 'fail', [el('b', { text: ev.persona || ev.file || '?' }),
+        okay ? ` reloaded in ${ms(ev.ms)} ms` : ` kept the old version: ${ev.error || 'error'}`],
+      { ok: String(okay) });
+      break;
+    }
+    case 'error':
+      addLine('system', null, `error in ${ev.stage || '?'}: ${ev.message || ''}`);
+      break;
+    default:
+      break;
+  }
+}
+
+function onDecision(ev) {
+  const name = ev.persona || ev.speaker;
+  const card = personaCard(name);
+  card.dataset.shouldSpeak = String(!!ev.should_speak);
+  card.dataset.to = ev.to || '';
+  const badge = card.querySelector('.badge');
+  badge.textContent = ev.should_speak ? 'will speak' : 'stays silent';
+  badge.className = `badge ${ev.should_speak ? 'speak' : 'silent'}`;
+  card.querySelector('.thought span').textContent = ev.thought || '(none given)';
+  card.querySelector('.said').textContent = ev.should_speak && ev.response ? `“${ev.response}”` : '';
+  card.querySelector('.about').textContent =
+    `on ${ev.trigger || '?'}${ev.to ? ` from ${ev.to}` : ''}${ev.addressed_me ? ' · addressed by name' : ''}` +
+    `${ev.latency_ms && ev.latency_ms.brain != null ? ` · ${ev.latency_ms.brain} ms` : ''}`;
+  if ((ev.trigger === 'transcript' || ev.trigger === 'chat') && ev.to) {
+    const turn = turns.get(ev.to);
+    if (turn) {
+      turn.brain = ev.latency_ms && ev.latency_ms.brain;
+      turn.outcome = ev.should_speak ? `${name} will answer` : `${name}: silent (${ev.thought || 'no reason'})`;
+      turnRow(turn);
+      if (ev.should_speak) pendingSpeakTurn = turn;
+      turns.delete(ev.to);
+    }
+  }
+}
+
+/* ---------- audio ---------- */
+
+function onPlayerMessage(m) {
+  if (m.type === 'stats') {
+    stats.played = m.played;
+    stats.peakRms = Math.max(stats.peakRms, m.peakRms);
+    stats.playing = m.playing;
+    stats.bufferedMs = m.bufferedMs;
+    stats.drains = m.drains;
+    stats.overflows = m.overflows;
+    const a = $('#agent-audio');
+    a.textContent = m.playing ? `Agent voice: playing (${Math.round(m.bufferedMs)} ms buffered)` : 'Agent voice: idle';
+    a.classList.toggle('on', m.playing);
+  } else if (m.type === 'started') {
+    stats.starts++;
+    stats.playing = true;
+    if (heardTurn && heardTurn.endAt != null && heardTurn.heard == null) {
+      heardTurn.heard = performance.now() - heardTurn.endAt;
+      turnRow(heardTurn);
+      heardTurn = null;
+    }
+  } else if (m.type === 'drained') {
+    stats.playing = false;
+  } else if (m.type === 'flushed') {
+    const now = performance.now();
+    stats.flushes++;
+    stats.playing = false;
+    if (m.wasPlaying) stats.flushesWhilePlaying++;
+    const f = pendingFlush;
+    pendingFlush = null;
+    if (!f) return;
+    const rec = {
+      reason: f.reason,
+      wasPlaying: m.wasPlaying,
+      droppedMs: (m.dropped * 1000) / 48000,
+      flushToSilentMs: now - f.at,
+      voiceOnsetToSilentMs: null,
+    };
+    /* this page's own voice onset, if it is what interrupted the agent */
+    if (stats.lastVoiceOnset != null && now - stats.lastVoiceOnset < 3000) {
+      rec.voiceOnsetToSilentMs = now - stats.lastVoiceOnset;
+    }
+    stats.bargeIns.push(rec);
+    if (stats.bargeIns.length > 50) stats.bargeIns.shift();
+  }
+}
+
+function onCaptureFrame(m) {
+  const now = performance.now();
+  $('#mic-level').value = Math.min(1, m.rms * 4);
+  if (muted || !ws || ws.readyState !== WebSocket.OPEN) return;
+  if (ws.bufferedAmount > SEND_LIMIT) {
+    stats.framesDropped++;
+    return;
+  }
+  ws.send(m.pcm);
+  stats.framesSent++;
+  if (m.rms >= VOICE_RMS) {
+    stats.voiceFrames++;
+    if (now - lastLoudAt > ONSET_GAP_MS) stats.lastVoiceOnset = now;
+    lastLoudAt = now;
+  }
+}
+
+async function startAudio() {
+  /* 48 kHz so the agent's frames play without resampling; the capture worklet takes any rate */
+  try {
+    ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
+  } catch {
+    ctx = new AudioContext({ latencyHint: 'interactive' });
+  }
+  await ctx.audioWorklet.addModule('player-worklet.js');
+  await ctx.audioWorklet.addModule('capture-worklet.js');
+  playerNode = new AudioWorkletNode(ctx, 'kameko-player', {
+    numberOfInputs: 0,
+    outputChannelCount: [1],
+    processorOptions: { prebufferMs: 60, maxMs: 4000 },
+  });
+  playerNode.port.onmessage = (e) => onPlayerMessage(e.data);
+  gainNode = new GainNode(ctx, { gain: Number($('#volume').value) });
+  playerNode.connect(gainNode).connect(ctx.destination);
+  if (ctx.state !== 'running') await ctx.resume().catch(() => {});
+
+  try {
+    micStream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+    });
+  } catch (err) {
+    stats.errors.push(`microphone: ${err.name}`);
+    return `Microphone unavailable (${err.name}). You can still listen and chat.`;
+  }
+  const src = ctx.createMediaStreamSource(micStream);
+  captureNode = new AudioWorkletNode(ctx, 'kameko-capture', { numberOfOutputs: 0 });
+  captureNode.port.onmessage = (e) => onCaptureFrame(e.data);
+  src.connect(captureNode);
+  stats.micOk = true;
+  return null;
+}
+
+function stopAudio() {
+  micStream?.getTracks().forEach((t) => t.stop());
+  micStream = null;
+  ctx?.close().catch(() => {});
+  ctx = null;
+  captureNode = playerNode = gainNode = null;
+}
+
+/* ---------- socket ---------- */
+
+function wsUrl() {
+  const token = new URLSearchParams(location.search).get('token');
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+}
+
+function onMessage(e) {
+  if (typeof e.data !== 'string') {
+    playerNode?.port.postMessage({ type: 'pcm', pcm: e.data }, [e.data]);
+    return;
+  }
+  let m;
+  try {
+    m = JSON.parse(e.data);
+  } catch {
+    return;
+  }
+  switch (m.type) {
+    case 'welcome':
+      stats.me = m.you;
+      stats.joined = true;
+      available = Array.isArray(m.available) ? m.available : available;
+      active = Array.isArray(m.active) ? m.active : active;
+      renderCast();
+      for (const name of active) personaCard(name);
+      setStatus(`In the room as ${m.you}`, 'live');
+      break;
+    case 'event':
+      if (m.event && typeof m.event === 'object') onEvent(m.event);
+      break;
+    case 'flush':
+      pendingFlush = { at: performance.now(), reason: m.reason };
+      playerNode?.port.postMessage({ type: 'flush' });
+      break;
+    case 'peers':
+      if (Array.isArray(m.peers)) setPeers(m.peers);
+      break;
+    case 'personas':
+      if (Array.isArray(m.available)) available = m.available;
+      if (Array.isArray(m.active)) active = m.active;
+      renderCast();
+      break;
+    case 'error':
+      stats.errors.push(m.message);
+      addLine('system', null, `server: ${m.message}`);
+      break;
+    default:
+      break;
+  }
+}
+
+async function join(name) {
+  $('#join-btn').disabled = true;
+  setStatus('Starting audio…');
+  const micNote = await startAudio().catch((err) => `Audio failed to start: ${err.message}`);
+  setStatus('Connecting…');
+  ws = new WebSocket(wsUrl(), 'kameko.room.v1');
+  ws.binaryType = 'arraybuffer';
+  ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', name, rate: 16000 }));
+  ws.onmessage = onMessage;
+  ws.onclose = (e) => {
+    const was = stats.joined;
+    stats.joined = false;
+    if (!was) {
+      stopAudio();
+      $('#join-btn').disabled = false;
+      $('#join').hidden = false;
+      $('#room').hidden = true;
+      const err = $('#join-error');
+      err.textContent = `Could not join${e.reason ? `: ${e.reason}` : ' (is the server running, and the token right?)'}`;
+      err.hidden = false;
+      setStatus('Not connected', 'bad');
+    } else {
+      setStatus(`Disconnected${e.reason ? `: ${e.reason}` : ''} — reload the page to rejoin`, 'bad');
+    }
+  };
+  $('#join').hidden = true;
+  $('#room').hidden = false;
+  if (micNote) addLine('system', null, micNote);
+  $('#chat').focus();
+}
+
+function send(obj) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+}
+
+/* ---------- controls ---------- */
+
+function init() {
+  const saved = localStorage.getItem('kameko.name');
+  if (saved) $('#name').value = saved;
+  $('#join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('#name').value.trim();
+    if (!name) return;
+    localStorage.setItem('kameko.name', name);
+    $('#join-error').hidden = true;
+    join(name);
+  });
+  $('#chat-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = $('#chat').value.trim();
+    if (!text) return;
+    send({ type: 'chat', text });
+    $('#chat').value = '';
+  });
+  $('#mute').addEventListener('click', () => {
+    muted = !muted;
+    const b = $('#mute');
+    b.setAttribute('aria-pressed', String(muted));
+    b.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
+  });
+  $('#volume').addEventListener('input', (e) => {
+    if (gainNode) gainNode.gain.value = Number(e.target.value);
+  });
+  $('#leave').addEventListener('click', () => {
+    stats.joined = false;
+    ws?.close(1000, 'left');
+    stopAudio();
+    setStatus('You left the room. Reload the page to join again.');
+    $('#leave').disabled = true;
+    $('#mute').disabled = true;
+  });
+  $('#cast-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const chosen = [...document.querySelectorAll('#cast-list input:checked')].map((b) => b.value);
+    if (!chosen.length) {
+      addLine('system', null, 'Choose at least one persona.');
+      return;
+    }
+    send({ type: 'personas', active: chosen });
+  });
+  const q = new URLSearchParams(location.search);
+  if (q.get('name') && !saved) $('#name').value = q.get('name').slice(0, 32);
+  if (q.get('muted') === '1') $('#mute').click();
+  $('#name').focus();
+}
+
+init();
