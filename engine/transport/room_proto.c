@@ -51,11 +51,14 @@ static size_t utf8_chars(const char *s) {
   return n;
 }
 
-/* Copies a JSON string trimmed of ASCII spaces into out (cap bytes incl. NUL). -1 when too long. */
+static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Copies a JSON string trimmed of ASCII white space into out (cap bytes incl. NUL). -1 when too
+ * long. */
 static int copy_trimmed(const char *v, char *out, size_t cap) {
-  while (*v == ' ' || *v == '\t') v++;
+  while (is_ws(*v)) v++;
   size_t n = strlen(v);
-  while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+  while (n && is_ws(v[n - 1])) n--;
   if (n >= cap) return -1;
   memcpy(out, v, n);
   out[n] = '\0';
@@ -209,7 +212,7 @@ int kmk_room_origin_ok(const char *origin, const char *bind, int port, const cha
 int kmk_room_path_ok(const char *path) {
   if (!path || path[0] != '/') return 0;
   size_t n = strlen(path);
-  if (n > 200) return 0;
+  if (n > 200 || strstr(path, "..")) return 0;
   for (const char *p = path; *p; p++)
     if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-' && *p != '/') return 0;
   /* every segment non-empty (except a trailing "/") and not starting with '.' */
