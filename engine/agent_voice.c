@@ -390,7 +390,7 @@ void ag_barge_in(kmk_agent *a, const char *who) {
   reply *r = a->current;
   if (a->personas[r->persona].info->may_interrupt) return; /* it holds the floor to the end */
   ag_cancel_llm_calls(a); /* decisions for a moment that has passed */
-  char *h = ag_stop_playback(a, "ag_barge_in", who);
+  char *h = ag_stop_playback(a, "barge_in", who);
   cJSON *ev = kmk_event_new(now(a), "interrupted", a->personas[r->persona].info->name);
   cJSON_AddStringToObject(ev, "by", who);
   cJSON_AddStringToObject(ev, "heard", h ? h : "");
