@@ -1,5 +1,7 @@
 /* discord_rest.c - Discord REST calls over the engine's HTTP client, with rate limits.
  *
+ * Route keys keep the major parameter (the first channel, guild, webhook or interaction id) and
+ * replace other ids; tokens never enter a key (they are secrets).
  * Owns: the pure rate-limit bookkeeping (routes -> buckets from X-RateLimit-Bucket, Remaining,
  * Reset-After; the global limit) and the requests in flight (a list; each request is one
  * kmk_http_req at a time, re-issued with a delay after a 429). 401 is fatal: on_fatal is called and
@@ -43,7 +45,8 @@ void kmk_drest_route_key(const char *method, const char *path, char *out, size_t
     if (q && (size_t)(q - p) < n) n = (size_t)(q - p);
     char seg[64];
     if (all_digits(p, n)) {
-      int major = !major_kept && (!strcmp(prev, "channels") || !strcmp(prev, "guilds") || !strcmp(prev, "webhooks"));
+      int major = !major_kept && (!strcmp(prev, "channels") || !strcmp(prev, "guilds") ||
+                                  !strcmp(prev, "webhooks") || !strcmp(prev, "interactions"));
       if (major && n < sizeof seg) {
         memcpy(seg, p, n);
         seg[n] = 0;

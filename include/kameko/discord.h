@@ -187,7 +187,7 @@ typedef struct {
 } kmk_drest_limits;
 
 /* The route key of method + path: ids are replaced except the first major parameter
-   (channel/guild/webhook id); interaction/webhook tokens are never kept. */
+   (channel/guild/webhook/interaction id); interaction/webhook tokens are never kept. */
 void kmk_drest_route_key(const char *method, const char *path, char *out, size_t outlen);
 void kmk_drest_limits_init(kmk_drest_limits *l);
 /* ms to wait before a request on route may go (0 = now). Counts the request when 0 is returned. */

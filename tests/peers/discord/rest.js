@@ -51,7 +51,9 @@ class Rest {
     const method = req.method;
     let json = null;
     try { json = body.length ? JSON.parse(body) : null; } catch (e) { json = undefined; }
-    const route = method + ' ' + path.replace(/\/\d{15,20}/g, '/:id').replace(/\/itok_[^/]+/g, '/:token');
+    // per-route buckets; an interaction's callback is its own bucket (its id is a major parameter)
+    const route = path.startsWith('/interactions/') ? method + ' ' + path.replace(/\/itok_[^/]+/g, '/:token')
+      : method + ' ' + path.replace(/\/\d{15,20}/g, '/:id').replace(/\/itok_[^/]+/g, '/:token');
     const reply = (status, obj, extra) => {
       const headers = Object.assign({ 'Content-Type': 'application/json' }, this.bucketHeaders(route), extra || {});
       this.record({ ev: 'rest', method, path: path.replace(/itok_[^/]+/, ':token'), status, body: json === undefined ? '<bad json>' : json });

@@ -1,0 +1,311 @@
+/* End to end: the Discord controller (gateway + REST + commands) against the local peer
+ * (tests/peers/discord/peer.js) on loopback, with a real agent (kameko persona, offline).
+ *
+ * One session, faults in order: identify with the four intents; commands PUT for the guild;
+ * /join answered (type 4) within 3 s with op 4 to the caller's channel; /join from a user not in
+ * voice gets an ephemeral error; a text message becomes a "chat" event; /mute and /unmute reach the
+ * agent; /persona is deferred then edited; a 429 on an answer is retried after retry_after; the
+ * peer drops the socket (an interaction created meanwhile is replayed on resume and answered);
+ * op 7; missed heartbeat ACKs; op 9 (new session); close 4000 (resume); everybody leaves the
+ * channel -> the bot leaves after KMK_DISCORD_LEAVE_S; close 4004 -> fatal, no reconnect.
+ * Every handle is closed at the end (uv_loop_close == 0). Prints "skipped" without node/ws.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kameko/agent.h"
+#include "kameko/discord.h"
+#include "kameko/eventlog.h"
+#include "kameko/log.h"
+#include "test_discord_peer.h"
+
+#define TOKEN "test.bot.TOKEN_SECRET_0123456789"
+#define ALICE "700000000000000001"
+#define BOB "700000000000000002"
+#define CAROL "700000000000000003"
+#define VOICE_CH "900000000000000020"
+
+static uv_loop_t loop_s, *loop = &loop_s;
+static dpeer P;
+static cJSON *evs[4096];
+static int n_evs;
+static int fatal_called;
+static char fatal_why[256];
+
+#define WAIT_UNTIL(expr, secs)                                                   \
+  ({                                                                             \
+    uint64_t end_ = uv_now(loop) + (uint64_t)((secs) * 1000);                    \
+    int ok_ = 0;                                                                 \
+    while (!(ok_ = !!(expr)) && uv_now(loop) < end_) uv_run(loop, UV_RUN_ONCE); \
+    ok_;                                                                         \
+  })
+
+static void observe(void *ud, const cJSON *ev) {
+  (void)ud;
+  if (n_evs < 4096) evs[n_evs++] = cJSON_Duplicate(ev, 1);
+}
+
+static const char *estr(const cJSON *e, const char *k) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, k);
+  return cJSON_IsString(x) ? x->valuestring : "";
+}
+
+/* first engine event at/after from with type (and key == val) */
+static int ev_find(int from, const char *type, const char *key, const char *val) {
+  for (int i = from; i < n_evs; i++) {
+    if (strcmp(estr(evs[i], "type"), type)) continue;
+    if (key && strcmp(estr(evs[i], key), val)) continue;
+    return i;
+  }
+  return -1;
+}
+
+static double clock_s(void *ud) {
+  (void)ud;
+  return (double)uv_now(loop) / 1000.0;
+}
+
+static void on_fatal(void *ud, const char *why) {
+  (void)ud;
+  fatal_called++;
+  snprintf(fatal_why, sizeof fatal_why, "%s", why);
+}
+
+/* interaction NAME USER [OPT]: returns the peer's interaction id (static buffer) */
+static const char *interact(const char *name, const char *user, const char *opt) {
+  static char id[64];
+  int from = P.n;
+  dpeer_cmd(&P, "interaction %s %s%s%s", name, user, opt ? " " : "", opt ? opt : "");
+  int i = -1;
+  WAIT_UNTIL((i = dpeer_find(&P, from, "interaction_created", NULL, NULL)) >= 0, 10);
+  snprintf(id, sizeof id, "%s", i >= 0 ? dpeer_str(P.rec[i], "id") : "");
+  return id;
+}
+
+static int response_for(const char *id) { return dpeer_find(&P, 0, "interaction_response", "id", id); }
+
+static int closed_flag;
+static void closed_cb(void *ud) {
+  (void)ud;
+  closed_flag = 1;
+}
+
+static void test_gateway_session(void) {
+  const char *extra[] = {"--heartbeat-ms", "400", NULL};
+  if (!dpeer_start(&P, loop, TOKEN, extra)) return;
+  char err[256], url[256];
+  kmk_config cfg;
+  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
+  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  CHECK(kmk_config_set(&cfg, "KMK_DISCORD_LEAVE_S", "1", err, sizeof err) == 0);
+
+  kmk_eventlog *log = kmk_eventlog_open(NULL, err, sizeof err);
+  kmk_eventlog_set_observer(log, observe, NULL);
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+  kmk_agent_opts ao = {.loop = loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .now = clock_s,
+                       .no_watch = 1};
+  kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(agent != NULL);
+  if (!agent) fprintf(stderr, "agent: %s\n", err);
+
+  kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
+                        .persona_dir = KMK_SOURCE_DIR "/personas", .max_dave_version = 0,
+                        .now = clock_s, .on_fatal = on_fatal};
+  kmk_discord *d = kmk_discord_new(&o, err, sizeof err);
+  CHECK(d != NULL);
+  if (!d) {
+    fprintf(stderr, "discord: %s\n", err);
+    return;
+  }
+
+  /* identify with GUILDS | GUILD_VOICE_STATES | GUILD_MESSAGES | MESSAGE_CONTENT */
+  int i;
+  CHECK(WAIT_UNTIL((i = dpeer_find(&P, 0, "identify", NULL, NULL)) >= 0, 20));
+  if (i >= 0) {
+    CHECK_EQ_INT(dpeer_num(P.rec[i], "intents"), 1 | 128 | 512 | 32768);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(P.rec[i], "token_ok")));
+  }
+  CHECK(WAIT_UNTIL(ev_find(0, "discord_ready", NULL, NULL) >= 0, 20));
+
+  /* commands registered for the guild: a 200 with six commands */
+  CHECK(WAIT_UNTIL(ev_find(0, "discord_commands", NULL, NULL) >= 0, 20));
+  i = dpeer_find(&P, 0, "rest", "method", "PUT");
+  CHECK(i >= 0);
+  if (i >= 0) {
+    CHECK_STR(dpeer_str(P.rec[i], "path"), "/applications/800000000000000001/guilds/900000000000000001/commands");
+    CHECK_EQ_INT(dpeer_num(P.rec[i], "status"), 200);
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(P.rec[i], "body")), 6);
+  }
+  CHECK_EQ_INT(kmk_discord_get_status(d).commands_registered, 1);
+
+  /* heartbeats flow and are acknowledged */
+  CHECK(WAIT_UNTIL(kmk_dgw_get_stats(kmk_discord_gateway(d)).acks >= 2, 10));
+
+  /* /join from alice (in the voice channel): answered within 3 s, op 4 to her channel */
+  const char *jid = interact("join", ALICE, NULL);
+  char join_id[64];
+  snprintf(join_id, sizeof join_id, "%s", jid);
+  CHECK(WAIT_UNTIL((i = response_for(join_id)) >= 0, 10));
+  if (i >= 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(P.rec[i], "ok")));
+    CHECK_EQ_INT(dpeer_num(P.rec[i], "type"), 4);
+    CHECK(dpeer_num(P.rec[i], "ms") >= 0 && dpeer_num(P.rec[i], "ms") < 3000);
+    printf("/join answered in %.0f ms (peer clock)\n", dpeer_num(P.rec[i], "ms"));
+  }
+  CHECK(WAIT_UNTIL((i = dpeer_find(&P, 0, "voice_state", "channel_id", VOICE_CH)) >= 0, 10));
+  CHECK(WAIT_UNTIL(ev_find(0, "discord_voice", "state", "joining") >= 0, 5));
+  /* both voice updates arrived: the voice side was asked for (or reported as not built in) */
+  CHECK(WAIT_UNTIL(ev_find(0, "discord_voice", "state", "connecting") >= 0 ||
+                       ev_find(0, "discord_voice", "state", "unavailable") >= 0, 10));
+  CHECK(kmk_discord_get_status(d).in_voice);
+  CHECK_STR(kmk_discord_get_status(d).voice_channel, VOICE_CH);
+
+  /* /join from carol (not in voice): an ephemeral error, no op 4 */
+  int vs_before = dpeer_count(&P, 0, "voice_state");
+  const char *cid = interact("join", CAROL, NULL);
+  CHECK(WAIT_UNTIL((i = response_for(cid)) >= 0, 10));
+  if (i >= 0) {
+    CHECK_EQ_INT(dpeer_num(P.rec[i], "flags"), 64);
+    CHECK(strstr(dpeer_str(P.rec[i], "content"), "voice channel first") != NULL);
+  }
+  CHECK_EQ_INT(dpeer_count(&P, 0, "voice_state"), vs_before);
+
+  /* a text message in the joined guild becomes a chat event for the personas */
+  dpeer_cmd(&P, "message %s kameko what time is it", BOB);
+  CHECK(WAIT_UNTIL((i = ev_find(0, "chat", "speaker", "bob")) >= 0, 10));
+  if (i >= 0) CHECK_STR(estr(evs[i], "text"), "kameko what time is it");
+
+  /* /mute and /unmute reach the agent */
+  interact("mute", ALICE, NULL);
+  CHECK(WAIT_UNTIL(ev_find(0, "mute", NULL, NULL) >= 0, 10));
+  CHECK(WAIT_UNTIL(kmk_agent_muted(agent) == 1, 5));
+  interact("unmute", ALICE, NULL);
+  CHECK(WAIT_UNTIL(kmk_agent_muted(agent) == 0, 10));
+
+  /* /persona: deferred (type 5) then PATCH @original */
+  const char *pid = interact("persona", ALICE, "shopkeeper");
+  char persona_id[64];
+  snprintf(persona_id, sizeof persona_id, "%s", pid);
+  CHECK(WAIT_UNTIL((i = response_for(persona_id)) >= 0, 10));
+  if (i >= 0) CHECK_EQ_INT(dpeer_num(P.rec[i], "type"), 5);
+  CHECK(WAIT_UNTIL((i = dpeer_find(&P, 0, "edit_original", "id", persona_id)) >= 0, 10));
+  if (i >= 0) CHECK(strstr(dpeer_str(P.rec[i], "content"), "shopkeeper") != NULL);
+  CHECK(ev_find(0, "cast", NULL, NULL) >= 0);
+
+  /* a 429 on the answer: retried after retry_after (0.25 s), still inside the 3 s */
+  dpeer_cmd(&P, "rest_fail 429 1");
+  const char *fid = interact("forget", BOB, NULL);
+  char forget_id[64];
+  snprintf(forget_id, sizeof forget_id, "%s", fid);
+  CHECK(WAIT_UNTIL((i = response_for(forget_id)) >= 0, 10));
+  if (i >= 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(P.rec[i], "ok")));
+    CHECK(dpeer_num(P.rec[i], "ms") >= 250);
+  }
+  CHECK(dpeer_find(&P, 0, "rest", "method", "POST") >= 0);
+  CHECK(ev_find(0, "forget", "speaker", "bob") >= 0);
+
+  /* the peer drops the socket; an interaction created meanwhile is replayed on resume */
+  kmk_dgw_stats s0 = kmk_dgw_get_stats(kmk_discord_gateway(d));
+  int from = P.n;
+  dpeer_cmd(&P, "drop");
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "disconnect", NULL, NULL) >= 0, 10));
+  const char *lid = interact("mute", ALICE, NULL);
+  char late_id[64];
+  snprintf(late_id, sizeof late_id, "%s", lid);
+  CHECK(WAIT_UNTIL((i = dpeer_find(&P, from, "resume", NULL, NULL)) >= 0, 20));
+  if (i >= 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(P.rec[i], "known")));
+    CHECK(dpeer_num(P.rec[i], "seq") >= 3);
+    /* resume goes to resume_gateway_url */
+    int c = dpeer_find(&P, from, "connect", NULL, NULL);
+    CHECK(c >= 0 && strncmp(dpeer_str(P.rec[c], "path"), "/resume", 7) == 0);
+  }
+  CHECK(WAIT_UNTIL(response_for(late_id) >= 0, 20));
+  CHECK(WAIT_UNTIL(kmk_dgw_get_state(kmk_discord_gateway(d)) == KMK_DGW_CONNECTED, 10));
+  kmk_dgw_stats s1 = kmk_dgw_get_stats(kmk_discord_gateway(d));
+  CHECK_EQ_INT(s1.identifies, s0.identifies);
+  CHECK_EQ_INT(s1.resumes, s0.resumes + 1);
+  interact("unmute", ALICE, NULL);
+
+  /* op 7: reconnect and resume */
+  from = P.n;
+  dpeer_cmd(&P, "reconnect");
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "resume", NULL, NULL) >= 0, 20));
+  CHECK(WAIT_UNTIL(kmk_dgw_get_state(kmk_discord_gateway(d)) == KMK_DGW_CONNECTED, 10));
+
+  /* missed heartbeat ACKs: the bot drops the zombie connection and resumes */
+  from = P.n;
+  dpeer_cmd(&P, "ack off");
+  CHECK(WAIT_UNTIL(kmk_dgw_get_stats(kmk_discord_gateway(d)).missed_acks >= 1, 20));
+  dpeer_cmd(&P, "ack on");
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "resume", NULL, NULL) >= 0, 20));
+  CHECK(WAIT_UNTIL(kmk_dgw_get_state(kmk_discord_gateway(d)) == KMK_DGW_CONNECTED, 10));
+
+  /* op 9 false: a new session (identify again, after 1-5 s) */
+  from = P.n;
+  s0 = kmk_dgw_get_stats(kmk_discord_gateway(d));
+  dpeer_cmd(&P, "invalid_session false");
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "identify", NULL, NULL) >= 0, 20));
+  CHECK(WAIT_UNTIL(kmk_dgw_get_state(kmk_discord_gateway(d)) == KMK_DGW_CONNECTED, 10));
+  CHECK_EQ_INT(kmk_dgw_get_stats(kmk_discord_gateway(d)).identifies, s0.identifies + 1);
+
+  /* close 4000 (unknown error): resumable */
+  from = P.n;
+  dpeer_cmd(&P, "close 4000");
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "resume", NULL, NULL) >= 0, 20));
+  CHECK(WAIT_UNTIL(kmk_dgw_get_state(kmk_discord_gateway(d)) == KMK_DGW_CONNECTED, 10));
+
+  /* everybody leaves the voice channel: the bot leaves after the grace time (1 s) */
+  from = P.n;
+  int ev_from = n_evs;
+  dpeer_cmd(&P, "voice_state %s null", ALICE);
+  dpeer_cmd(&P, "voice_state %s null", BOB);
+  CHECK(WAIT_UNTIL((i = ev_find(ev_from, "discord_voice", "state", "left")) >= 0, 20));
+  if (i >= 0) CHECK_STR(estr(evs[i], "why"), "channel empty");
+  CHECK(WAIT_UNTIL((i = dpeer_find(&P, from, "voice_state", NULL, NULL)) >= 0, 10));
+  if (i >= 0) CHECK(cJSON_IsNull(cJSON_GetObjectItem(P.rec[i], "channel_id")));
+  CHECK(!kmk_discord_get_status(d).in_voice);
+
+  /* close 4004: fatal with a clear message, no reconnect */
+  from = P.n;
+  dpeer_cmd(&P, "close 4004");
+  CHECK(WAIT_UNTIL(fatal_called == 1, 20));
+  CHECK(strstr(fatal_why, "DISCORD_TOKEN") != NULL);
+  CHECK_EQ_INT(kmk_dgw_get_state(kmk_discord_gateway(d)), KMK_DGW_FATAL);
+  dpeer_run_for(&P, 3.0);
+  CHECK_EQ_INT(dpeer_count(&P, from, "connect"), 0);
+
+  /* the token never appears in any event */
+  for (int k = 0; k < n_evs; k++) {
+    char *s = cJSON_PrintUnformatted(evs[k]);
+    CHECK(strstr(s, "TOKEN_SECRET") == NULL);
+    free(s);
+  }
+
+  kmk_discord_close(d, closed_cb, NULL);
+  CHECK(WAIT_UNTIL(closed_flag, 10));
+  kmk_agent_free(agent);
+  dpeer_stop(&P);
+  uv_run(loop, UV_RUN_DEFAULT);
+  kmk_eventlog_close(log);
+  kmk_config_free(&cfg);
+}
+
+int main(void) {
+  kmk_log_set_level(getenv("KMK_LOG_LEVEL") ? (kmk_log_level)kmk_log_parse_level(getenv("KMK_LOG_LEVEL"))
+                                            : KMK_LOG_WARN);
+  uv_loop_init(loop);
+  RUN(test_gateway_session);
+  CHECK_EQ_INT(uv_loop_close(loop), 0);
+  for (int i = 0; i < n_evs; i++) cJSON_Delete(evs[i]);
+  return check_done();
+}
