@@ -51,7 +51,7 @@ class KamekoPlayer extends AudioWorkletProcessor {
       const was = this.playing;
       this.playing = false;
       this.flushes++;
-      this.port.postMessage({ type: 'flushed', dropped, wasPlaying: was, id: m.id });
+      this.port.postMessage({ type: 'flushed', dropped, wasPlaying: was, played: this.played });
     }
   }
 

@@ -6,7 +6,8 @@
  * (not queued) while the socket's send buffer is over SEND_LIMIT bytes.
  *
  * For tests and the curious, window.kameko exposes counters: frames sent, agent audio played and its
- * loudness, flushes, and each barge-in's measured delays (voice onset -> playback silent).
+ * loudness, flushes, and each barge-in's measured delays (voice onset -> playback silent); the last
+ * 500 events, each with _rx = its arrival time on performance.now()'s clock.
  */
 const MAX_LINES = 200;
 const SEND_LIMIT = 64 * 1024;
@@ -149,7 +150,10 @@ function personaCard(name) {
   const id = `persona-${keyOf(name)}`;
   let card = document.getElementById(id);
   if (card) {
-    if (name !== name.toLowerCase()) card.querySelector('h3').textContent = name;
+    if (name !== name.toLowerCase()) {
+      card.querySelector('h3').textContent = name;
+      card.dataset.persona = name;
+    }
     return card;
   }
   card = el('article', { class: 'persona-card', id, dataset: { persona: name } },
@@ -201,6 +205,7 @@ function turnRow(turn) {
 /* ---------- events ---------- */
 
 function onEvent(ev) {
+  ev._rx = performance.now(); /* arrival time on this page's clock */
   stats.events++;
   stats.eventTypes[ev.type] = (stats.eventTypes[ev.type] || 0) + 1;
   const log = window.kameko.events;
@@ -339,6 +344,7 @@ function onDecision(ev) {
 function onPlayerMessage(m) {
   if (m.type === 'stats') {
     stats.played = m.played;
+    stats.rms = m.rms;
     stats.peakRms = Math.max(stats.peakRms, m.peakRms);
     stats.playing = m.playing;
     stats.bufferedMs = m.bufferedMs;
@@ -361,6 +367,7 @@ function onPlayerMessage(m) {
     const now = performance.now();
     stats.flushes++;
     stats.playing = false;
+    stats.played = m.played;
     if (m.wasPlaying) stats.flushesWhilePlaying++;
     const f = pendingFlush;
     pendingFlush = null;
@@ -369,6 +376,9 @@ function onPlayerMessage(m) {
       reason: f.reason,
       wasPlaying: m.wasPlaying,
       droppedMs: (m.dropped * 1000) / 48000,
+      playedAtFlush: m.played,
+      flushAt: f.at,
+      silentAt: now,
       flushToSilentMs: now - f.at,
       voiceOnsetToSilentMs: null,
     };
@@ -405,6 +415,8 @@ async function startAudio() {
   } catch {
     ctx = new AudioContext({ latencyHint: 'interactive' });
   }
+  stats.sampleRate = ctx.sampleRate;
+  stats.baseLatencyMs = (ctx.baseLatency || 0) * 1000;
   await ctx.audioWorklet.addModule('player-worklet.js');
   await ctx.audioWorklet.addModule('capture-worklet.js');
   playerNode = new AudioWorkletNode(ctx, 'kameko-player', {

@@ -1,0 +1,211 @@
+// room_test.mjs - the browser room, end to end in headless Chromium against the real `kameko room`
+// (run by tests/e2e/room_browser.sh: node room_test.mjs BUILD_DIR SRC_DIR).
+//
+// Three headless browsers, one per speaker, each with a fake microphone playing a WAV synthesized
+// here with flite (Chromium loops the file, so each is padded with silence):
+//   Bob    6 s of silence, then chatter not addressed to the persona ("Hello Alice. Did you see...").
+//   Carol  joins muted; her track is one sentence looped (she is the barge-in).
+//   Alice  joins after Bob's turn; 4.5 s of silence, then "Kameko, what can you do?".
+// Test 1 (conversation): Bob's transcript shows in the pages and Kameko decides to stay silent (no
+//   reply); Alice's transcript shows in every page, Kameko decides to speak, and her voice reaches
+//   the pages (the player worklet reports samples played with non-zero RMS).
+// Test 2 (barge-in): while Kameko answers Alice, Carol unmutes and talks; every page gets the flush
+//   and its playback stops; the engine logs the interruption. The delays are printed (voice onset ->
+//   playback silent in Carol's page; speech_start event -> silent; the engine's own timeline).
+// Screenshots and logs go to BUILD_DIR/room_browser/. Exits 0 when every check passed, 1 otherwise;
+// prints "SKIPPED" and exits 0 only when no Chromium is installed and CI is not set.
+import fs from 'node:fs';
+import path from 'node:path';
+import * as L from './lib.mjs';
+
+const [build, src] = process.argv.slice(2).map((p) => path.resolve(p));
+if (!build || !src) {
+  console.error('usage: node room_test.mjs BUILD_DIR SRC_DIR');
+  process.exit(2);
+}
+const outDir = path.join(build, 'room_browser');
+const TIMEOUT = Number(process.env.KMK_BROWSER_TIMEOUT_MS || 60000); /* per wait; generous for ASan */
+
+let failures = 0;
+const check = (ok, what) => {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures++;
+  return ok;
+};
+
+const chromiumPath = L.findChromium();
+if (!chromiumPath) {
+  if (process.env.CI) {
+    console.error('FAIL: no Chromium found (tools/deps.sh installs Debian\'s chromium package)');
+    process.exit(1);
+  }
+  console.log(`SKIPPED: no Chromium at ${L.CHROMIUM_CANDIDATES.join(', ')} (install Debian's chromium, ` +
+    'e.g. with tools/deps.sh, or set KMK_CHROMIUM)');
+  process.exit(0);
+}
+
+fs.rmSync(outDir, { recursive: true, force: true });
+fs.mkdirSync(outDir, { recursive: true });
+
+const transcriptOf = (who) => (evs) => evs.find((e) => e.type === 'transcript' && e.speaker === who);
+const decisionFor = (who) => (evs) => evs.find((e) => e.type === 'decision' && e.trigger === 'transcript' && e.to === who);
+const domLines = (page, who) => page.$$eval(`#transcript li[data-kind="transcript"][data-speaker="${who}"] .text`,
+  (els) => els.map((e) => e.textContent));
+
+// Waits until the page has played `samples` more agent samples than `from`; returns the loudest
+// 100 ms RMS window seen meanwhile.
+async function waitPlayed(page, from, samples, what) {
+  let peak = 0;
+  await L.waitStats(page, (s) => {
+    if (s.rms > peak) peak = s.rms;
+    return s.played - from >= samples;
+  }, what, TIMEOUT);
+  return peak;
+}
+
+async function main() {
+  const tracks = {
+    bob: L.synthTrack(outDir, 'bob', [{ silence: 6 }, { say: 'Hello Alice. Did you see the game last night?', voice: 'kal16' },
+      { silence: 90 }]),
+    alice: L.synthTrack(outDir, 'alice', [{ silence: 4.5 }, { say: 'Kameko, what can you do?', voice: 'slt' },
+      { silence: 90 }]),
+    carol: L.synthTrack(outDir, 'carol', [{ say: 'Sorry, wait, let me say something about the weather today.', voice: 'awb' },
+      { silence: 0.1 }]),
+  };
+  const server = await L.startRoom({ build, src, outDir });
+  serverProc = server.proc;
+  L.log(`room at ${server.url}; chromium ${chromiumPath}`);
+  const browsers = [];
+  const pages = {};
+  try {
+    // --- Test 1: two people, one talks to the persona ---------------------------------------
+    browsers.push(await L.launchBrowser(chromiumPath, tracks.bob.file));
+    browsers.push(await L.launchBrowser(chromiumPath, tracks.carol.file));
+    pages.Bob = await L.joinRoom(browsers[0], server.url, 'Bob');
+    pages.Carol = await L.joinRoom(browsers[1], server.url, 'Carol', { muted: true });
+    L.log('Bob and Carol (muted) joined');
+
+    const bobText = await L.waitEvents(pages.Bob, transcriptOf('Bob'), "Bob's transcript", TIMEOUT);
+    L.log(`Bob said: "${bobText.text}"`);
+    const bobDec = await L.waitEvents(pages.Bob, decisionFor('Bob'), "Kameko's decision on Bob's turn", TIMEOUT);
+    check(!bobDec.should_speak, `Kameko stays silent for Bob's chatter (thought: "${bobDec.thought}")`);
+    check((await domLines(pages.Bob, 'Bob')).includes(bobText.text), "Bob's transcript is shown in Bob's page");
+    check((await domLines(pages.Carol, 'Bob')).includes(bobText.text), "Bob's transcript is shown in Carol's page");
+    const card = await pages.Bob.$eval('#persona-kameko',
+      (c) => ({ should: c.dataset.shouldSpeak, to: c.dataset.to, thought: c.querySelector('.thought span').textContent }));
+    check(card.should === 'false' && card.to === 'Bob' && card.thought === bobDec.thought,
+      `Bob's page shows Kameko's decision (should_speak ${card.should}, "${card.thought}")`);
+
+    browsers.push(await L.launchBrowser(chromiumPath, tracks.alice.file));
+    pages.Alice = await L.joinRoom(browsers[2], server.url, 'Alice');
+    L.log('Alice joined');
+    const aliceText = await L.waitEvents(pages.Alice, transcriptOf('Alice'), "Alice's transcript", TIMEOUT);
+    L.log(`Alice said: "${aliceText.text}"`);
+    check(/kameko/i.test(aliceText.text), `Alice's transcript names the persona ("${aliceText.text}")`);
+    for (const who of ['Alice', 'Bob', 'Carol']) {
+      check((await domLines(pages[who], 'Alice')).includes(aliceText.text), `Alice's transcript is shown in ${who}'s page`);
+    }
+    const aliceDec = await L.waitEvents(pages.Alice, decisionFor('Alice'), "Kameko's decision on Alice's turn", TIMEOUT);
+    check(aliceDec.should_speak === true, `Kameko decides to answer Alice ("${aliceDec.response}")`);
+    const before = {};
+    for (const who of ['Alice', 'Bob', 'Carol']) before[who] = (await L.stats(pages[who])).played;
+    const start = await L.waitEvents(pages.Alice,
+      (evs) => evs.find((e) => e.type === 'audio_out_start' && e.text === aliceDec.response), 'the reply starting', TIMEOUT);
+    check(start.speaker === 'Kameko', `the reply's audio started (${start.provider}, speech end -> first audio ` +
+      `${start.latency_ms && start.latency_ms.speech_end_to_audio} ms)`);
+    for (const who of ['Alice', 'Bob', 'Carol']) {
+      const peak = await waitPlayed(pages[who], before[who], 48000, `a second of the reply in ${who}'s page`);
+      check(peak > 0.01, `Kameko's voice reached ${who}'s page (1 s played, RMS peak ${peak.toFixed(3)})`);
+    }
+    const aliceRow = await pages.Alice.$eval('#latency-table tbody tr[data-speaker="Alice"]', (tr) => [...tr.cells].map((c) => c.innerText.replace(/\s+/g, ' ')).join(' | '));
+    check(aliceRow.includes('Kameko answered'), `the latency table shows Alice's turn (${aliceRow})`);
+    await pages.Alice.screenshot({ path: path.join(outDir, 'room-alice.png') });
+    await pages.Bob.screenshot({ path: path.join(outDir, 'room-bob.png') });
+
+    // No reply to Bob: no agent audio between Bob's decision and Alice's arrival.
+    const evsAll = await L.pageEvents(pages.Bob);
+    const iBob = evsAll.indexOf(evsAll.find((e) => e.type === 'decision' && e.to === 'Bob' && e.trigger === 'transcript'));
+    const iAlice = evsAll.findIndex((e) => e.type === 'join' && e.speaker === 'Alice');
+    const between = evsAll.slice(iBob, iAlice < 0 ? undefined : iAlice).filter((e) => e.type === 'audio_out_start');
+    check(iBob >= 0 && between.length === 0, `no agent reply after Bob's turn (${between.length} audio_out_start)`);
+
+    // --- Test 2: barge-in ----------------------------------------------------------------------
+    const flushesBefore = {};
+    for (const who of ['Alice', 'Bob', 'Carol']) flushesBefore[who] = (await L.stats(pages[who])).flushes;
+    const st = await L.stats(pages.Carol);
+    check(st.playing, "Carol's page is playing the reply when she starts talking");
+    await pages.Carol.click('#mute'); /* unmute: her looped sentence goes out from now on */
+    L.log('Carol unmuted (barge-in)');
+    const carolStats = await L.waitStats(pages.Carol, (s) => s.bargeIns.length > 0 && s.flushes > flushesBefore.Carol,
+      "the flush in Carol's page", TIMEOUT);
+    const rec = carolStats.bargeIns[carolStats.bargeIns.length - 1];
+    check(rec.reason === 'barge_in', `the server flushed the page's audio (reason ${rec.reason})`);
+    check(rec.wasPlaying, `Carol's page was playing when the flush came (dropped ${Math.round(rec.droppedMs)} ms buffered)`);
+    for (const who of ['Alice', 'Bob']) {
+      const s = await L.waitStats(pages[who], (x) => x.flushes > flushesBefore[who], `the flush in ${who}'s page`, TIMEOUT);
+      check(s.bargeIns[s.bargeIns.length - 1].wasPlaying, `${who}'s page stopped the reply too`);
+    }
+    // playback stays stopped: at most one render quantum of audio after the flush, unless the agent
+    // starts a new reply (checked via audio_out_start)
+    const p0 = {};
+    for (const who of ['Alice', 'Bob', 'Carol']) {
+      const s = await L.stats(pages[who]);
+      p0[who] = s.bargeIns[s.bargeIns.length - 1].playedAtFlush; /* the player's count at the flush */
+    }
+    await new Promise((r) => setTimeout(r, 700));
+    const evC = await L.pageEvents(pages.Carol);
+    const newReply = evC.some((e) => e.type === 'audio_out_start' && e._rx > rec.silentAt);
+    for (const who of ['Alice', 'Bob', 'Carol']) {
+      const grew = (await L.stats(pages[who])).played - p0[who];
+      check(newReply || grew <= 256, `${who}'s page stays silent after the flush (${grew} samples in 700 ms)`);
+    }
+    await pages.Carol.click('#mute'); /* mute again */
+    await pages.Carol.screenshot({ path: path.join(outDir, 'room-carol-bargein.png') });
+
+    const ss = evC.find((e) => e.type === 'speech_start' && e.speaker === 'Carol' && e._rx > rec.silentAt - 3000);
+    const intr = await L.waitEvents(pages.Carol, (evs) => evs.find((e) => e.type === 'interrupted'), 'the interrupted event', TIMEOUT);
+    check(intr.by === 'Carol', `the engine logged the interruption by ${intr.by} (heard: "${intr.heard}")`);
+    const stop = evC.find((e) => e.type === 'playback_stop' && e._rx > rec.silentAt - 3000);
+
+    console.log('\nbarge-in figures (this run):');
+    if (rec.voiceOnsetToSilentMs != null) {
+      console.log(`  Carol's voice onset (first loud frame sent) -> playback silent in her page: ${rec.voiceOnsetToSilentMs.toFixed(0)} ms`);
+    }
+    if (ss) {
+      const d = rec.silentAt - ss._rx;
+      console.log(`  speech_start event received -> playback silent: ${d.toFixed(0)} ms`);
+      check(d < 2000, `playback stopped soon after Carol's speech_start (${d.toFixed(0)} ms; target 150 ms, bound 2000 ms here)`);
+      if (stop) {
+        console.log(`  engine timeline: speech_start t ${ss.t} -> playback_stop t ${stop.t}: ` +
+          `${((stop.t - ss.t) * 1000).toFixed(0)} ms`);
+      }
+    } else {
+      check(false, "Carol's speech_start event reached her page");
+    }
+    console.log(`  flush received -> player silent: ${rec.flushToSilentMs.toFixed(1)} ms; audio output base latency ` +
+      `${(carolStats.baseLatencyMs || 0).toFixed(1)} ms (not included above)`);
+
+    for (const [who, page] of Object.entries(pages)) check(page.errors.length === 0, `no script errors in ${who}'s page ${page.errors.join('; ')}`);
+  } finally {
+    for (const b of browsers) await b.close().catch(() => {});
+    const code = await L.stopProcess(server.proc);
+    check(code === 0, `kameko room shut down cleanly (exit ${code})`);
+    console.log(`output: ${outDir} (screenshots, kameko.log, room/events.jsonl)`);
+  }
+}
+
+let serverProc = null;
+const watchdog = setTimeout(() => {
+  console.error('FAIL: the browser test took more than 240 s');
+  serverProc?.kill('SIGKILL');
+  process.exit(1);
+}, 240000);
+watchdog.unref();
+try {
+  await main();
+} catch (err) {
+  console.error(`FAIL: ${err.stack || err}`);
+  failures++;
+}
+console.log(failures ? `\n${failures} check(s) failed` : '\nall browser room checks passed');
+process.exit(failures ? 1 : 0);
