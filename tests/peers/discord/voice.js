@@ -13,7 +13,7 @@
 // {"ev":"listening", endpoint, token, session_id, guild_id, user_id, channel_id} and then event
 // lines; commands arrive as JSON lines on stdin:
 //   {"cmd":"play","user":"ID","file":PATH,"drop":[i..],"swap":[i..],"early":N}
-//       early: packets sent before SPEAKING; drop: packet indices lost; swap: i and i+1 swapped
+//       early: SPEAKING is sent this many 20 ms slots after the first packet; drop: packet indices lost; swap: i and i+1 swapped
 //   {"cmd":"join","user":"ID"}  {"cmd":"leave","user":"ID"}  {"cmd":"close","code":4015}
 //   {"cmd":"garbage"}  (malformed datagrams, RTCP, a wrong-key packet: the bot must count and live)
 //   {"cmd":"quit"}
@@ -154,15 +154,6 @@ function startVoice(opts = {}) {
     return u;
   }
 
-  function sendRtp(u, payload) {
-    if (!st.bot || !st.key) return;
-    const h = Buffer.alloc(12);
-    h[0] = 0x80; h[1] = 0x78;
-    h.writeUInt16BE(u.seq & 0xffff, 2); h.writeUInt32BE(u.ts >>> 0, 4); h.writeUInt32BE(u.ssrc, 8);
-    u.seq = (u.seq + 1) & 0xffff; u.ts = (u.ts + 960) >>> 0;
-    udp.send(seal(st.mode, st.key, u.counter++ >>> 0, h, payload), st.bot.port, st.bot.address);
-  }
-
   function play(cmd) {
     const u = userOf(cmd.user);
     const pkts = readPackets(cmd.file);
@@ -176,8 +167,9 @@ function startVoice(opts = {}) {
       if (swap.has(i)) { const t = list[i]; list[i] = list[i + 1]; list[i + 1] = t; i++; }
     let k = 0;
     const t0 = Date.now();
+    const speaking = () => send(5, { user_id: u.id, ssrc: u.ssrc, speaking: 1 });
+    if (early) setTimeout(speaking, 20 * early); else speaking();
     const step = () => {
-      if (k === early && !cmd._spoke) { cmd._spoke = 1; send(5, { user_id: u.id, ssrc: u.ssrc, speaking: 1 }); }
       while (k < list.length && Date.now() >= t0 + 20 * k) {
         const e = list[k++];
         if (drop.has(e.i)) continue;
@@ -186,7 +178,6 @@ function startVoice(opts = {}) {
         h.writeUInt16BE(e.seq, 2); h.writeUInt32BE(e.ts, 4); h.writeUInt32BE(u.ssrc, 8);
         if (st.bot && st.key)
           udp.send(seal(st.mode, st.key, u.counter++ >>> 0, h, e.p), st.bot.port, st.bot.address);
-        if (k === early && !cmd._spoke) { cmd._spoke = 1; send(5, { user_id: u.id, ssrc: u.ssrc, speaking: 1 }); }
       }
       if (k < list.length) setTimeout(step, Math.max(1, t0 + 20 * k - Date.now()));
       else emit({ ev: 'play_done', user: u.id, packets: pkts.length, dropped: drop.size });
@@ -211,8 +202,8 @@ function startVoice(opts = {}) {
   function onBotRtp(msg, t) {
     let r;
     try { r = open(st.mode, st.key, msg); } catch (e) { emit({ ev: 'bad_bot_packet', why: String(e.message) }); return; }
+    if (!st.utter) st.utter = newUtterance(true); // SPEAKING may still be in flight (UDP vs TCP)
     const u = st.utter;
-    if (!u) { emit({ ev: 'rtp_without_speaking' }); return; }
     if (r.ssrc !== botSsrc || r.pt !== 0x78 || msg[0] !== 0x80) u.header_ok = false;
     if (u.last) {
       if (r.seq !== ((u.last.seq + 1) & 0xffff)) u.seq_ok = false;
@@ -221,9 +212,15 @@ function startVoice(opts = {}) {
       u.gaps.push(t - u.last.t);
     }
     u.last = { seq: r.seq, ts: r.ts, counter: r.counter, t };
+    if (u.first === undefined) u.first = t;
     u.pkts.push(r.payload);
     const silence = r.payload.length === 3 && r.payload[0] === 0xf8 && r.payload[1] === 0xff && r.payload[2] === 0xfe;
     if (silence) u.tail++; else { u.tail = 0; u.voiced++; }
+  }
+
+  function newUtterance(implicit) {
+    return { pkts: [], gaps: [], voiced: 0, tail: 0, seq_ok: true, ts_ok: true, nonce_ok: true,
+      header_ok: true, last: null, start: Date.now(), implicit, speaking_late_ms: 0 };
   }
 
   function finishUtterance() {
@@ -233,10 +230,13 @@ function startVoice(opts = {}) {
     const file = path.join(outDir, `bot-utterance-${++st.utterances}.pkt`);
     writePackets(file, u.pkts);
     const dev = u.gaps.map((g) => Math.abs(g - 20));
+    // audio with no SPEAKING at all, or one that came long after the first packet
+    if (u.implicit || u.speaking_late_ms > 250) emit({ ev: 'rtp_without_speaking' });
     emit({ ev: 'utterance', n: st.utterances, packets: u.pkts.length, voiced: u.voiced,
       silence_tail: u.tail, seq_ok: u.seq_ok, ts_ok: u.ts_ok, nonce_ok: u.nonce_ok,
       header_ok: u.header_ok, gap_p50: pct(dev, 0.5), gap_p99: pct(dev, 0.99),
-      gap_max: dev.length ? Math.max(...dev) : 0, start_ms: u.start, file });
+      gap_max: dev.length ? Math.max(...dev) : 0, span_ms: u.last ? u.last.t - u.first : 0,
+      start_ms: u.start, file });
   }
 
   udp.on('message', (msg, rinfo) => {
@@ -297,10 +297,18 @@ function startVoice(opts = {}) {
         }
         case 5: {
           emit({ ev: 'speaking', speaking: d.speaking, ssrc: d.ssrc });
-          if (d.speaking && !st.utter)
-            st.utter = { pkts: [], gaps: [], voiced: 0, tail: 0, seq_ok: true, ts_ok: true,
-              nonce_ok: true, header_ok: true, last: null, start: Date.now() };
-          else if (!d.speaking) finishUtterance();
+          if (d.speaking && st.utter && st.utter.ending) finishUtterance();
+          if (d.speaking && st.utter && st.utter.implicit) {
+            st.utter.implicit = false;
+            st.utter.speaking_late_ms = Date.now() - st.utter.start;
+          }
+          if (d.speaking && !st.utter) st.utter = newUtterance(false);
+          else if (!d.speaking && st.utter && !st.utter.ending) {
+            // UDP and the WebSocket race on loopback: the last packets may still be in flight
+            const u = st.utter;
+            u.ending = true;
+            setTimeout(() => { if (st.utter === u) finishUtterance(); }, 250);
+          }
           break;
         }
         case 7: {
