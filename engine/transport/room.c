@@ -516,8 +516,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       for (conn *k = r->conns; k; k = k->next) open += !k->closing;
       if (open > KMK_ROOM_MAX_CONNS) {
         char why[64];
-        snprintf(why, sizeof why, "the room is full (%d connections)", KMK_ROOM_MAX_CONNS);
-        conn_policy_close(c, why);
+        int n = snprintf(why, sizeof why, "the room is full (%d connections)", KMK_ROOM_MAX_CONNS);
+        KMK_INFO(TAG, "a client: closed (%s)", why);
+        c->closing = 1;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, (size_t)n);
+        return -1;
       } else {
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HELLO_TIMEOUT_S);
       }
