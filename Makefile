@@ -19,8 +19,10 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@MAKEFLAGS= cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-# The main job on the embedded default (see README).
+# The browser room (see README): open the printed URL, join with a name, talk. Without a browser:
+# `make run ARGS=demo` (the offline demo conversation) or `ARGS="replay ..."`.
 run: build
+	@echo "make run: starting the browser room (the offline demo without a browser: ./$(BUILD)/kameko demo)"
 	./$(BUILD)/kameko $(ARGS)
 
 # Every test: the normal build, then the sanitizer build, then each fuzz target briefly.
