@@ -29,6 +29,7 @@ static void copy_id(char dst[KMK_DGW_ID], const cJSON *item) {
   } else if (cJSON_IsNumber(item) && item->valuedouble >= 0 && item->valuedouble < 9e15 &&
              item->valuedouble == floor(item->valuedouble)) {
     snprintf(dst, KMK_DGW_ID, "%.0f", item->valuedouble);
+    if (dst[0] < '0' || dst[0] > '9') dst[0] = 0; /* -0 prints as "-0" */
   }
 }
 
