@@ -12,6 +12,7 @@
 const MAX_LINES = 200;
 const SEND_LIMIT = 64 * 1024;
 const VOICE_RMS = 0.02; /* a 20 ms mic frame louder than this counts as voice (page-side measure) */
+const MUTE_TAIL_FRAMES = 150; /* 3 s of silence sent after muting */
 const ONSET_GAP_MS = 300; /* quiet this long before a loud frame makes it a new voice onset */
 
 const $ = (sel) => document.querySelector(sel);
@@ -28,10 +29,12 @@ const el = (tag, props = {}, ...kids) => {
 };
 const ms = (v) => (v == null || Number.isNaN(v) ? '—' : v < 10 ? v.toFixed(1) : `${Math.round(v)}`);
 /* a stable colour per speaker name */
+/* a distinct colour per speaker, in order of appearance */
+const PALETTE = [210, 150, 25, 275, 330, 185, 45, 100, 300];
+const hues = new Map();
 const hue = (name) => {
-  let h = 0;
-  for (const c of name) h = (h * 31 + c.codePointAt(0)) % 360;
-  return h;
+  if (!hues.has(name)) hues.set(name, PALETTE[hues.size % PALETTE.length]);
+  return hues.get(name);
 };
 const keyOf = (name) => String(name).toLowerCase().replace(/[^a-z0-9_-]/g, '_');
 
@@ -63,6 +66,7 @@ let captureNode = null;
 let playerNode = null;
 let gainNode = null;
 let muted = false;
+let muteTail = 0; /* silent frames still to send after muting */
 let lastLoudAt = -1e9;
 let available = [];
 let active = [];
@@ -93,7 +97,7 @@ function addLine(kind, who, text, meta, data = {}) {
   const li = el('li', { class: kind, dataset: { kind, speaker: who || '', ...data } });
   if (who) {
     const w = el('span', { class: 'who', text: who });
-    w.style.color = `hsl(${hue(who)} 55% 45%)`;
+    if (kind !== 'agent') w.style.color = `hsl(${hue(who)} 60% 42%)`;
     li.append(w);
   }
   li.append(el('span', { class: 'text', text }));
@@ -126,9 +130,11 @@ function setPeers(names) {
   }
   for (const name of names) {
     if (peers.has(name)) continue;
+    const label = el('span', { class: 'name', text: name });
+    label.style.color = `hsl(${hue(name)} 60% 42%)`;
     const li = el('li', { dataset: { peer: name, state: 'idle' } },
       el('span', { class: 'dot', 'aria-hidden': 'true' }),
-      el('span', { class: 'name', text: name }),
+      label,
       name === stats.me ? el('span', { class: 'me', text: '(you)' }) : null,
       el('span', { class: 'what', text: '' }));
     list.append(li);
@@ -235,7 +241,7 @@ function onEvent(ev) {
       break;
     }
     case 'transcript': {
-      setPeerState(who, 'idle', '');
+      setPeerState(who, 'idle', ev.text.length > 28 ? `“${ev.text.slice(0, 27)}…”` : `“${ev.text}”`);
       liveLines.get(who)?.remove();
       liveLines.delete(who);
       const conf = ev.confidence != null ? ` · ${Math.round(ev.confidence * 100)}%` : '';
@@ -394,9 +400,16 @@ function onPlayerMessage(m) {
 function onCaptureFrame(m) {
   const now = performance.now();
   $('#mic-level').value = Math.min(1, m.rms * 4);
-  if (muted || !ws || ws.readyState !== WebSocket.OPEN) return;
+  if (!ws || ws.readyState !== WebSocket.OPEN) return;
+  if (muted && muteTail <= 0) return;
   if (ws.bufferedAmount > SEND_LIMIT) {
     stats.framesDropped++;
+    return;
+  }
+  if (muted) {
+    /* a few seconds of digital silence after muting, so an utterance cut by the mute still ends */
+    muteTail--;
+    ws.send(new ArrayBuffer(m.pcm.byteLength));
     return;
   }
   ws.send(m.pcm);
@@ -563,6 +576,7 @@ function init() {
   });
   $('#mute').addEventListener('click', () => {
     muted = !muted;
+    muteTail = muted && stats.joined ? MUTE_TAIL_FRAMES : 0;
     const b = $('#mute');
     b.setAttribute('aria-pressed', String(muted));
     b.textContent = muted ? 'Unmute microphone' : 'Mute microphone';

@@ -185,6 +185,12 @@ async function main() {
     console.log(`  flush received -> player silent: ${rec.flushToSilentMs.toFixed(1)} ms; audio output base latency ` +
       `${(carolStats.baseLatencyMs || 0).toFixed(1)} ms (not included above)`);
 
+    // Carol's words are still transcribed after the interruption; the room as Bob saw it all
+    const carolText = await L.waitEvents(pages.Bob, transcriptOf('Carol'), "Carol's transcript", TIMEOUT);
+    check((await domLines(pages.Bob, 'Carol')).includes(carolText.text), `Carol's words are shown in Bob's page ("${carolText.text}")`);
+    await new Promise((r) => setTimeout(r, 300));
+    await pages.Bob.screenshot({ path: path.join(outDir, 'room-final.png'), fullPage: true });
+
     for (const [who, page] of Object.entries(pages)) check(page.errors.length === 0, `no script errors in ${who}'s page ${page.errors.join('; ')}`);
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
