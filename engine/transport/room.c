@@ -13,6 +13,14 @@
  *   flush: the agent wrote "playback_stop": every ring is emptied and {"type":"flush"} queued.
  * Nothing here blocks: the loop never waits on a client.
  *
+ * Barge-in: the agent confirms a barge-in only after its endpointer has heard min_speech (250 ms)
+ * of speech, then writes "playback_stop". To stop the pages' playback within ~100 ms of the
+ * speech start, the room acts early: while the agent's voice is going out, ONSET_MS of loud audio
+ * from any page flushes every page at once and holds the agent's next frames back (hold). The
+ * agent's "playback_stop" then confirms it (the held frames are dropped, no second flush); if it
+ * has not come after HOLD_MS (a cough, a short "mm-hm", a persona that may not be interrupted),
+ * the held frames go out and the reply carries on.
+ *
  * Thread: loop thread only (lws callbacks, the pacer and the observer all run there).
  */
 #include <dirent.h>
@@ -34,6 +42,11 @@
 #define MAX_AVAILABLE 32
 #define HELLO_TIMEOUT_S 30 /* a socket that never says hello is closed */
 #define AUDIO_SLOT (LWS_PRE + KMK_ROOM_OUT_FRAME * 2)
+#define ONSET_MS 60          /* early barge-in: this much loud audio from a page while the agent talks */
+#define ONSET_LEVEL 300      /* mean |sample| of a loud 10 ms piece (the energy VAD's threshold) */
+#define HOLD_MS 450          /* no "playback_stop" by then: a false alarm, the held voice goes out */
+#define HOLD_FRAMES 32
+#define TALKING_NS 120000000ull /* the agent counts as talking this long after its last frame */
 #define HTTP_HEADERS                                                                     \
   "X-Content-Type-Options: nosniff\x0d\x0a"                                              \
   "Cache-Control: no-cache\x0d\x0a"                                                      \
@@ -65,6 +78,7 @@ typedef struct conn {
   int closing;                 /* 1: close with 1008 at the next WRITEABLE */
   char close_reason[100];
   uint64_t audio_dropped;
+  int voiced_run;              /* early barge-in: consecutive loud 10 ms pieces */
 } conn;
 
 struct kmk_room {
@@ -90,6 +104,13 @@ struct kmk_room {
   char active[KMK_ROOM_MAX_ACTIVE][KMK_ROOM_PERSONA_MAX];
   size_t n_active;
   unsigned char frame[AUDIO_SLOT]; /* the current agent frame, mono LE */
+  /* early barge-in (see "Barge-in" above) */
+  uint64_t last_voice_ns;          /* when the agent's last voiced frame went out */
+  int hold;                        /* pages flushed, agent frames held back */
+  uint64_t hold_until_ns;
+  unsigned char held[HOLD_FRAMES][AUDIO_SLOT];
+  size_t held_head, held_n;
+  uint64_t early_flushes, early_false;
 };
 
 static double timeline(void *ud) {
@@ -210,7 +231,11 @@ static void on_event(void *ud, const cJSON *ev) {
   if (cJSON_IsString(type) && strcmp(type->valuestring, "playback_stop") == 0) {
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(ev, "reason");
     const char *reason = cJSON_IsString(why) ? why->valuestring : "barge_in";
-    flush_all(r, strcmp(reason, "muted") == 0 || strcmp(reason, "cast") == 0 ? reason : "barge_in");
+    int early = r->hold && strcmp(reason, "barge_in") == 0; /* the pages were flushed already */
+    r->hold = 0;
+    r->held_n = 0;
+    if (!early)
+      flush_all(r, strcmp(reason, "muted") == 0 || strcmp(reason, "cast") == 0 ? reason : "barge_in");
   }
   char *s = cJSON_PrintUnformatted(ev);
   if (!s) return;
@@ -224,20 +249,62 @@ static void on_event(void *ud, const cJSON *ev) {
   free(s);
 }
 
+static void send_frame(kmk_room *r, const unsigned char *slot) {
+  for (conn *c = r->conns; c; c = c->next)
+    if (c->joined) audio_push(c, slot);
+}
+
+static void release_hold(kmk_room *r) {
+  r->hold = 0;
+  r->early_false++;
+  KMK_DEBUG(TAG, "early barge-in not confirmed: %zu held frames go out", r->held_n);
+  for (; r->held_n; r->held_n--, r->held_head = (r->held_head + 1) % HOLD_FRAMES)
+    send_frame(r, r->held[r->held_head]);
+}
+
 static void on_pacer(kmk_pacer_uv *pu, uint64_t due, void *ud) {
   kmk_room *r = ud;
   for (uint64_t k = 0; k < due && !r->closing; k++) {
+    if (r->hold && uv_hrtime() >= r->hold_until_ns) release_hold(r);
     const kmk_out_frame *f = kmk_agent_pull_frame(r->agent);
     if (!f || f->silence) continue;
+    r->last_voice_ns = uv_hrtime();
     unsigned char *p = r->frame + LWS_PRE;
     for (int i = 0; i < KMK_ROOM_OUT_FRAME; i++) {
       int v = ((int)f->pcm[2 * i] + (int)f->pcm[2 * i + 1]) / 2;
       p[2 * i] = (unsigned char)(v & 0xFF);
       p[2 * i + 1] = (unsigned char)((v >> 8) & 0xFF);
     }
-    for (conn *c = r->conns; c; c = c->next)
-      if (c->joined) audio_push(c, r->frame);
+    if (r->hold) { /* kept until the agent confirms (dropped) or not (sent) */
+      if (r->held_n == HOLD_FRAMES) {
+        r->held_head = (r->held_head + 1) % HOLD_FRAMES;
+        r->held_n--;
+      }
+      memcpy(r->held[(r->held_head + r->held_n++) % HOLD_FRAMES], r->frame, AUDIO_SLOT);
+      continue;
+    }
+    send_frame(r, r->frame);
   }
+}
+
+/* A page's audio while the agent talks: ONSET_MS of loud 10 ms pieces flush the pages early. */
+static void watch_onset(kmk_room *r, conn *c, const int16_t *pcm, size_t n) {
+  size_t piece = (size_t)c->rate / 100;
+  for (size_t off = 0; off + piece <= n; off += piece) {
+    long sum = 0;
+    for (size_t i = 0; i < piece; i++) sum += labs((long)pcm[off + i]);
+    c->voiced_run = sum / (long)piece > ONSET_LEVEL ? c->voiced_run + 1 : 0;
+  }
+  uint64_t now = uv_hrtime();
+  if (c->voiced_run * 10 < ONSET_MS || r->hold || !r->last_voice_ns ||
+      now - r->last_voice_ns > TALKING_NS)
+    return;
+  r->hold = 1;
+  r->hold_until_ns = now + (uint64_t)HOLD_MS * 1000000ull;
+  r->held_head = r->held_n = 0;
+  r->early_flushes++;
+  KMK_DEBUG(TAG, "%s speaks over the agent: pages flushed early", c->name);
+  flush_all(r, "barge_in");
 }
 
 /* ---------------------------------------------------------------- client messages */
@@ -245,6 +312,21 @@ static void on_pacer(kmk_pacer_uv *pu, uint64_t due, void *ud) {
 static const char *persona_path(kmk_room *r, const char *stem, char *buf, size_t n) {
   snprintf(buf, n, "%s/%s.lua", r->persona_dir, stem);
   return buf;
+}
+
+/* "available": [{name, file}] (the persona folder's *.lua), "active": [names] */
+static void add_cast(kmk_room *r, cJSON *j) {
+  cJSON *av = cJSON_AddArrayToObject(j, "available");
+  for (size_t i = 0; i < r->n_available; i++) {
+    cJSON *p = cJSON_CreateObject();
+    char file[KMK_ROOM_PERSONA_MAX + 8];
+    snprintf(file, sizeof file, "%s.lua", r->available[i]);
+    cJSON_AddStringToObject(p, "name", r->available[i]);
+    cJSON_AddStringToObject(p, "file", file);
+    cJSON_AddItemToArray(av, p);
+  }
+  cJSON *act = cJSON_AddArrayToObject(j, "active");
+  for (size_t i = 0; i < r->n_active; i++) cJSON_AddItemToArray(act, cJSON_CreateString(r->active[i]));
 }
 
 static void send_welcome(kmk_room *r, conn *c) {
@@ -265,17 +347,7 @@ static void send_welcome(kmk_room *r, conn *c) {
   cJSON_AddNumberToObject(lim, "frame_ms_max", KMK_ROOM_FRAME_MAX_MS);
   cJSON_AddNumberToObject(lim, "json_per_s", KMK_ROOM_JSON_PER_S);
   cJSON_AddNumberToObject(lim, "max_active", KMK_ROOM_MAX_ACTIVE);
-  cJSON *av = cJSON_AddArrayToObject(j, "available");
-  for (size_t i = 0; i < r->n_available; i++) {
-    cJSON *p = cJSON_CreateObject();
-    char file[KMK_ROOM_PERSONA_MAX + 8];
-    snprintf(file, sizeof file, "%s.lua", r->available[i]);
-    cJSON_AddStringToObject(p, "name", r->available[i]);
-    cJSON_AddStringToObject(p, "file", file);
-    cJSON_AddItemToArray(av, p);
-  }
-  cJSON *act = cJSON_AddArrayToObject(j, "active");
-  for (size_t i = 0; i < r->n_active; i++) cJSON_AddItemToArray(act, cJSON_CreateString(r->active[i]));
+  add_cast(r, j);
   ctl_push_json(c, j);
   cJSON_Delete(j);
 }
@@ -341,6 +413,13 @@ static void do_personas(kmk_room *r, conn *c, const kmk_room_msg *m) {
   }
   for (size_t i = 0; i < m->n_active; i++) snprintf(r->active[i], sizeof r->active[i], "%s", m->active[i]);
   r->n_active = m->n_active;
+  cJSON *j = cJSON_CreateObject(); /* every page shows the new cast */
+  cJSON_AddStringToObject(j, "type", "personas");
+  add_cast(r, j);
+  char *s = cJSON_PrintUnformatted(j);
+  if (s) broadcast(r, s, strlen(s));
+  free(s);
+  cJSON_Delete(j);
 }
 
 /* Returns -1 when the socket must close (its close reason already set). */
@@ -376,6 +455,7 @@ static int handle_message(kmk_room *r, conn *c, struct lws *wsi) {
         snprintf(err, sizeof err, "audio faster than %.1fx real time", KMK_ROOM_AUDIO_SPEEDUP);
         goto policy;
       }
+      watch_onset(r, c, m->pcm, m->samples);
       int e = kmk_agent_speaker_pcm(c->sp, m->pcm, m->samples, c->rate, 1);
       if (e < 0) KMK_DEBUG(TAG, "%s: audio refused (%d)", c->name, e);
       break;

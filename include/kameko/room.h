@@ -44,7 +44,7 @@
 #define KMK_ROOM_JSON_PER_S 10      /* text messages per second sustained, burst 30 */
 #define KMK_ROOM_JSON_BURST 30
 #define KMK_ROOM_MAX_CTL_QUEUED 1024 /* control messages waiting for one slow client */
-#define KMK_ROOM_AUDIO_QUEUE 16     /* agent audio frames waiting per client (drop oldest) */
+#define KMK_ROOM_AUDIO_QUEUE 32     /* agent audio frames waiting per client (drop oldest) */
 #define KMK_ROOM_OUT_RATE 48000
 #define KMK_ROOM_OUT_FRAME 960      /* 20 ms at 48 kHz, mono */
 

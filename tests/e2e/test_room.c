@@ -6,7 +6,8 @@
  *     utterance is still transcribed, alice is unaffected); alice asks the persona by name
  *     (speech_start, transcript, decision, non-silent agent audio frames); alice speaks over the
  *     reply: flush arrives, no agent frame after it; the delay from the speech start in the sent
- *     audio to the flush and to the last agent frame is printed.
+ *     audio to the flush and to the last agent frame is printed; a 100 ms noise burst over the
+ *     next reply flushes early but is not confirmed by the agent, and the reply carries on.
  *   limits: bad/missing Origin and wrong path refused before the upgrade; an oversized frame, audio
  *     faster than real time, audio before hello and a JSON flood each close only that socket with
  *     1008; a bad message gets an error and the socket stays; duplicate names made unique; chat and
@@ -44,6 +45,8 @@ typedef struct client {
   int n_flush;
   double flush_ms, last_audio_before_flush_ms;
   char flush_reason[32];
+  double playback_stop_ms;  /* when the agent's own "playback_stop" event arrived */
+  int personas_active;      /* size of "active" in the last "personas" message */
   /* sending */
   int sending;             /* 1: track then silence */
   pbuf track;
@@ -93,7 +96,10 @@ static void on_message(void *ud, kmk_ws_conn *c, const void *data, size_t len, i
     CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "available")));
     CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "active")));
   } else if (strcmp(type, "event") == 0) {
-    if (k->n_events < 4096) k->events[k->n_events++] = cJSON_DetachItemFromObject(j, "event");
+    cJSON *ev = cJSON_DetachItemFromObject(j, "event");
+    if (ptype(ev, "playback_stop") && !k->playback_stop_ms) k->playback_stop_ms = now_ms();
+    if (k->n_events < 4096) k->events[k->n_events++] = ev;
+    else cJSON_Delete(ev);
   } else if (strcmp(type, "flush") == 0) {
     if (!k->n_flush) {
       k->flush_ms = now_ms();
@@ -106,6 +112,8 @@ static void on_message(void *ud, kmk_ws_conn *c, const void *data, size_t len, i
   } else if (strcmp(type, "error") == 0) {
     k->n_errors++;
     snprintf(k->last_error, sizeof k->last_error, "%s", pstr(j, "message"));
+  } else if (strcmp(type, "personas") == 0) {
+    k->personas_active = cJSON_GetArraySize(cJSON_GetObjectItem(j, "active"));
   } else if (strcmp(type, "peers") == 0) {
     k->peers_n = cJSON_GetArraySize(cJSON_GetObjectItem(j, "peers"));
   }
@@ -161,8 +169,8 @@ static int find_ev(const client *k, int from, const char *type, const char *spea
   return -1;
 }
 
-static int find_decision_for(const client *k, const char *to) {
-  for (int i = 0; i < k->n_events; i++)
+static int find_decision_for(const client *k, int from, const char *to) {
+  for (int i = from; i < k->n_events; i++)
     if (ptype(k->events[i], "decision") && strcmp(pstr(k->events[i], "to"), to) == 0 &&
         strcmp(pstr(k->events[i], "trigger"), "transcript") == 0 &&
         cJSON_IsTrue(cJSON_GetObjectItem(k->events[i], "should_speak")))
@@ -320,8 +328,18 @@ static int p_bob_done(void) {
   int l = find_ev(A, 0, "leave", "bob");
   return l >= 0 && find_ev(A, l, "transcript", "bob") >= 0 && A->peers_n == 1;
 }
-static int p_reply_audio(void) { return find_decision_for(A, "alice") >= 0 && A->n_audio - mark_audio >= 15; }
+static int p_reply_audio(void) { return find_decision_for(A, 0, "alice") >= 0 && A->n_audio - mark_audio >= 15; }
 static int p_flushed(void) { return A->n_flush > 0; }
+static int mark_events, mark_flush;
+static double quiet_since_ms;
+static int p_quiet(void) {
+  return now_ms() - A->last_audio_ms > 2000 && now_ms() - quiet_since_ms > 4000;
+}
+static int p_second_reply(void) {
+  return find_decision_for(A, mark_events, "alice") >= 0 && A->n_audio - mark_audio >= 10;
+}
+static int p_flushed_again(void) { return A->n_flush > mark_flush; }
+static int p_resumed(void) { return A->n_audio > mark_audio; }
 
 static void test_conversation(void) {
   if (setup(NULL, NULL) < 0) return;
@@ -356,7 +374,7 @@ static void test_conversation(void) {
   mark_audio = A->n_audio;
   CHECK(run_until(p_reply_audio, 60000));
   int ss = find_ev(A, 0, "speech_start", "alice"), tr = find_ev(A, ss, "transcript", "alice");
-  int dec = find_decision_for(A, "alice");
+  int dec = find_decision_for(A, 0, "alice");
   CHECK(ss >= 0 && tr > ss && dec > tr);
   if (tr > 0) printf("alice heard: \"%s\"\n", pstr(A->events[tr], "text"));
   if (dec > 0) printf("Kameko: \"%s\"\n", pstr(A->events[dec], "response"));
@@ -381,6 +399,32 @@ static void test_conversation(void) {
            to_flush, to_last);
     CHECK(to_flush > 0 && to_flush < 2000); /* generous: a loaded 2-core machine */
   }
+  if (A->onset_ms > 0 && A->playback_stop_ms > 0)
+    printf("           the agent's own confirmation (playback_stop at the page) %.0f ms after the "
+           "speech start\n", A->playback_stop_ms - A->onset_ms);
+
+  /* a false alarm: a 100 ms noise burst over the next reply flushes the pages early, the agent
+     does not confirm (too short for speech), and its voice carries on */
+  quiet_since_ms = now_ms();
+  CHECK(run_until(p_quiet, 30000));
+  mark_events = A->n_events;
+  mark_audio = A->n_audio;
+  make_speech(A, "slt", "Kameko, what time is it?", 0.3, 0.0);
+  CHECK(run_until(p_second_reply, 60000));
+  mark_flush = A->n_flush;
+  mark_events = A->n_events;
+  free(A->track.pcm);
+  memset(&A->track, 0, sizeof A->track);
+  pbuf_silence(&A->track, 0.1);
+  srand(7);
+  for (size_t i = 0; i < A->track.n; i++) A->track.pcm[i] = (int16_t)(rand() % 16001 - 8000);
+  A->pos = 0;
+  CHECK(run_until(p_flushed_again, 5000));
+  mark_audio = A->n_audio;
+  CHECK(run_until(p_resumed, 3000)); /* the held reply goes out after HOLD_MS */
+  CHECK(find_ev(A, mark_events, "playback_stop", NULL) < 0);
+  CHECK(find_ev(A, mark_events, "speech_start", "alice") < 0);
+
   /* what the pages saw is what was logged */
   CHECK(kmk_eventlog_count(evlog) >= (size_t)A->n_events);
   teardown();
@@ -399,7 +443,10 @@ static int p_violators_closed(void) {
     if (!cl[i].closed) return 0;
   return cl[0].n_pongs >= 1 && cl[0].n_errors >= 2;
 }
-static int p_cast(void) { return find_ev(&cl[0], 0, "cast", NULL) >= 0 && find_ev(&cl[0], 0, "chat", NULL) >= 0; }
+static int p_cast(void) {
+  return find_ev(&cl[0], 0, "cast", NULL) >= 0 && find_ev(&cl[0], 0, "chat", NULL) >= 0 &&
+         cl[0].personas_active == 2 && cl[1].personas_active == 2;
+}
 static int p_many(void) {
   for (int i = 12; i < MAX_CLIENTS; i++)
     if (!cl[i].open && !cl[i].closed) return 0;
