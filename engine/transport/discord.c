@@ -33,12 +33,6 @@
 #define MAX_VSTATES 4096 /* voice states kept across guilds */
 #define MAX_VOICE_RETRIES 5
 
-/* The voice side is linked when present (weak: the gateway works and is tested without it). */
-#pragma weak kmk_dvoice_new
-#pragma weak kmk_dvoice_server_update
-#pragma weak kmk_dvoice_set_mute
-#pragma weak kmk_dvoice_close
-
 typedef struct {
   char id[KMK_DGW_ID];
   char name[100];
@@ -345,14 +339,14 @@ static void voice_event(kmk_discord *d, const char *state, int code, const char 
 
 static void reap_cb(uv_timer_t *t) {
   kmk_discord *d = t->data;
-  if (d->voice_dying && kmk_dvoice_close) kmk_dvoice_close(d->voice_dying, NULL, NULL);
+  if (d->voice_dying) kmk_dvoice_close(d->voice_dying, NULL, NULL);
   d->voice_dying = NULL;
 }
 
 /* Drops the voice object (deferred close: we may be inside its callback). */
 static void drop_voice(kmk_discord *d) {
   if (!d->voice) return;
-  if (d->voice_dying && kmk_dvoice_close) kmk_dvoice_close(d->voice_dying, NULL, NULL);
+  if (d->voice_dying) kmk_dvoice_close(d->voice_dying, NULL, NULL);
   d->voice_dying = d->voice;
   d->voice = NULL;
   d->st.in_voice = 0;
@@ -377,11 +371,6 @@ static void voice_state_cb(void *ud, kmk_dvoice_state st, int code, const char *
 static void try_connect_voice(kmk_discord *d) {
   if (d->phase != V_JOINING || !d->v_session[0] || !d->v_token[0] || !d->v_endpoint[0]) return;
   d->phase = V_VOICE;
-  if (!kmk_dvoice_new) {
-    KMK_WARN(TAG, "voice transport not built in: joined channel %s without audio", d->v_channel);
-    voice_event(d, "unavailable", 0, "voice transport not built in");
-    return;
-  }
   const kmk_dgw_ready *r = kmk_dgw_get_ready(d->gw);
   kmk_dvoice_opts vo = {.loop = d->loop,
                         .agent = d->o.agent,
@@ -406,7 +395,7 @@ static void try_connect_voice(kmk_discord *d) {
     return;
   }
   d->st.in_voice = 1;
-  if (d->muted && kmk_dvoice_set_mute) kmk_dvoice_set_mute(d->voice, 1);
+  if (d->muted) kmk_dvoice_set_mute(d->voice, 1);
   voice_event(d, "connecting", 0, NULL);
 }
 
@@ -548,7 +537,7 @@ static void command(kmk_discord *d, const kmk_dgw_interaction *it) {
   } else if (!strcmp(it->command, "mute") || !strcmp(it->command, "unmute")) {
     d->muted = !strcmp(it->command, "mute");
     if (d->o.agent) kmk_agent_set_muted(d->o.agent, d->muted);
-    if (d->voice && kmk_dvoice_set_mute) kmk_dvoice_set_mute(d->voice, d->muted);
+    if (d->voice) kmk_dvoice_set_mute(d->voice, d->muted);
     respond(d, it, t0, 4, d->muted ? "Muted." : "Unmuted.", 0);
   } else if (!strcmp(it->command, "forget")) {
     const char *who = user_name_cb(d, it->user_id);
@@ -614,7 +603,7 @@ static void on_dispatch(void *ud, const char *t, const cJSON *data) {
     if (!vs.endpoint[0]) return; /* null endpoint: the server is being allocated, another update follows */
     snprintf(d->v_token, sizeof d->v_token, "%s", vs.token);
     snprintf(d->v_endpoint, sizeof d->v_endpoint, "%s", vs.endpoint);
-    if (d->voice && kmk_dvoice_server_update) kmk_dvoice_server_update(d->voice, vs.endpoint, vs.token);
+    if (d->voice) kmk_dvoice_server_update(d->voice, vs.endpoint, vs.token);
     else try_connect_voice(d);
   } else if (!strcmp(t, "INTERACTION_CREATE")) {
     kmk_dgw_interaction it;
@@ -736,7 +725,7 @@ void kmk_discord_close(kmk_discord *d, void (*closed)(void *ud), void *ud) {
   kmk_dvoice *vs[2] = {d->voice, d->voice_dying};
   d->voice = d->voice_dying = NULL;
   for (int i = 0; i < 2; i++)
-    if (vs[i] && kmk_dvoice_close) {
+    if (vs[i]) {
       d->pending_close++;
       kmk_dvoice_close(vs[i], part_closed, d);
     }

@@ -158,16 +158,15 @@ class Gateway {
   async onVoiceStateRequest(d) {
     const channel = d.channel_id || null;
     this.voiceStateUpdate(BOT.id, channel, this.botSession);
-    if (!channel) {
-      if (this.voiceHandle && this.voiceHandle.stop) this.voiceHandle.stop();
-      this.voiceHandle = null;
-      return;
-    }
+    if (this.voiceHandle && this.voiceHandle.close) this.voiceHandle.close(); // a new server per join
+    this.voiceHandle = null;
+    if (!channel) return;
     if (this.nullEndpointFirst) this.dispatch('VOICE_SERVER_UPDATE', { token: 'pending', guild_id: GUILD, endpoint: null });
     let endpoint = '127.0.0.1:9', token = 'voice-' + crypto.randomBytes(6).toString('hex');
     if (this.voice) {
       try {
-        const v = await this.voice({ guildId: GUILD, channelId: channel, userId: BOT.id, sessionId: this.botSession, token });
+        const v = await this.voice({ guild_id: GUILD, channel_id: channel, user_id: BOT.id,
+                                     session_id: this.botSession, token });
         if (v && v.endpoint) endpoint = v.endpoint;
         if (v && v.token) token = v.token;
         this.voiceHandle = v;
@@ -176,6 +175,11 @@ class Gateway {
       }
     }
     this.dispatch('VOICE_SERVER_UPDATE', { token, guild_id: GUILD, endpoint });
+  }
+
+  voiceCommand(c) {
+    if (this.voiceHandle && this.voiceHandle.command) this.voiceHandle.command(c);
+    else this.record({ ev: 'voice_error', message: 'no voice server running' });
   }
 
   // ---- faults and scripted events (from the control channel)

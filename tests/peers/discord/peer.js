@@ -4,7 +4,7 @@
 // exists, the voice half (voice gateway + UDP) whose endpoint goes into VOICE_SERVER_UPDATE.
 //
 // Usage: node peer.js --port 0 --token TOKEN [--heartbeat-ms 41250] [--null-endpoint-first 1]
-//        [voice options passed through to voice.js as opts.args]
+//        [--voice-out DIR] [--voice-modes aes,xchacha] [--voice-hb MS]  (for voice.js)
 // stdout: first line "PORT <n>", then one JSON record per line ({ev: ...}) for every thing the
 //         bot did (connect, identify, resume, heartbeat, voice_state, rest, interaction_response,
 //         edit_original, disconnect) and the voice half's records.
@@ -12,7 +12,8 @@
 //   drop | close CODE | reconnect | invalid_session true|false | ack on|off
 //   interaction NAME USER_ID [OPTION]      message USER_ID TEXT...
 //   voice_state USER_ID CHANNEL_ID|null    rest_fail 429|401 [COUNT]
-//   voice CMD ...                          (handed to the voice half's control(), when it has one)
+//   voice {JSON}                           (a voice.js command for the running voice server:
+//                                           play, join, leave, close, garbage; records are "v.*")
 // The peer exits when stdin closes.
 'use strict';
 const http = require('http');
@@ -55,7 +56,13 @@ const gw = new Gateway({
   nullEndpointFirst: args['null-endpoint-first'] === '1',
   port: () => port,
   record,
-  voice: voice ? (o) => voice.startVoice(Object.assign({ host: '127.0.0.1', record, args }, o)) : null,
+  // the voice half's records are prefixed "v." (its identify/resume are not the gateway's)
+  voice: voice ? (o) => voice.startVoice(Object.assign({
+    emit: (r) => record(Object.assign(r, { ev: 'v.' + r.ev })),
+    out: args['voice-out'],
+    modes: args['voice-modes'] ? args['voice-modes'].split(',') : undefined,
+    heartbeat_interval: args['voice-hb'] ? Number(args['voice-hb']) : undefined,
+  }, o)) : null,
 });
 
 const server = http.createServer((req, res) => {
@@ -95,10 +102,12 @@ function command(line) {
     case 'message': gw.message(p[1], line.trim().split(/\s+/).slice(2).join(' ')); break;
     case 'voice_state': gw.voiceStateUpdate(p[1], p[2] === 'null' ? null : p[2]); break;
     case 'rest_fail': for (let i = 0; i < Number(p[2] || 1); i++) rest.inject.push(Number(p[1])); break;
-    case 'voice':
-      if (voice && typeof voice.control === 'function') voice.control(p.slice(1), record);
-      else record({ ev: 'voice_error', message: 'no voice half' });
+    case 'voice': { // voice {"cmd":"play",...}: a command for the running voice server (voice.js)
+      let c;
+      try { c = JSON.parse(line.trim().slice(5)); } catch (e) { record({ ev: 'bad_command', line }); return; }
+      gw.voiceCommand(c);
       break;
+    }
     default: record({ ev: 'bad_command', line }); return;
   }
   record({ ev: 'ok', cmd });
