@@ -11,3 +11,5 @@ echo "== vad_eval (labelled noisy multi-speaker corpus, ~29 min, energy baseline
 "$build/vad_eval" 24
 echo "== bench_reload (persona hot reload latency, Lua call per decision)"
 "$build/bench_reload"
+echo "== bench_discord_rx (Discord voice: decrypt + jitter + decode + VAD per stream; send pacing on the loop)"
+"$build/bench_discord_rx" 10
