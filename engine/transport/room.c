@@ -47,6 +47,9 @@
 #define HOLD_MS 450          /* no "playback_stop" by then: a false alarm, the held voice goes out */
 #define HOLD_FRAMES 32
 #define TALKING_NS 120000000ull /* the agent counts as talking this long after its last frame */
+#define MAX_FALSE_RUN 3      /* a page whose early flushes go unconfirmed this often in a row (its
+                                microphone hears the agent: weak echo cancelling) waits for the
+                                agent's own confirmation from then on */
 #define HTTP_HEADERS                                                                     \
   "X-Content-Type-Options: nosniff\x0d\x0a"                                              \
   "Cache-Control: no-cache\x0d\x0a"                                                      \
@@ -79,6 +82,7 @@ typedef struct conn {
   char close_reason[100];
   uint64_t audio_dropped;
   int voiced_run;              /* early barge-in: consecutive loud 10 ms pieces */
+  int false_run;               /* early flushes from this page the agent did not confirm, in a row */
 } conn;
 
 struct kmk_room {
@@ -110,6 +114,7 @@ struct kmk_room {
   uint64_t hold_until_ns;
   unsigned char held[HOLD_FRAMES][AUDIO_SLOT];
   size_t held_head, held_n;
+  conn *hold_by;                   /* whose audio started the hold (NULL once it left) */
   uint64_t early_flushes, early_false;
 };
 
@@ -232,7 +237,9 @@ static void on_event(void *ud, const cJSON *ev) {
     const cJSON *why = cJSON_GetObjectItemCaseSensitive(ev, "reason");
     const char *reason = cJSON_IsString(why) ? why->valuestring : "barge_in";
     int early = r->hold && strcmp(reason, "barge_in") == 0; /* the pages were flushed already */
+    if (early && r->hold_by) r->hold_by->false_run = 0;
     r->hold = 0;
+    r->hold_by = NULL;
     r->held_n = 0;
     if (!early)
       flush_all(r, strcmp(reason, "muted") == 0 || strcmp(reason, "cast") == 0 ? reason : "barge_in");
@@ -257,6 +264,10 @@ static void send_frame(kmk_room *r, const unsigned char *slot) {
 static void release_hold(kmk_room *r) {
   r->hold = 0;
   r->early_false++;
+  if (r->hold_by && ++r->hold_by->false_run == MAX_FALSE_RUN)
+    KMK_WARN(TAG, "%s: %d early barge-ins in a row were not speech (echo?): waiting for the "
+             "agent's own barge-in for this page from now on", r->hold_by->name, MAX_FALSE_RUN);
+  r->hold_by = NULL;
   KMK_DEBUG(TAG, "early barge-in not confirmed: %zu held frames go out", r->held_n);
   for (; r->held_n; r->held_n--, r->held_head = (r->held_head + 1) % HOLD_FRAMES)
     send_frame(r, r->held[r->held_head]);
@@ -297,9 +308,10 @@ static void watch_onset(kmk_room *r, conn *c, const int16_t *pcm, size_t n) {
   }
   uint64_t now = uv_hrtime();
   if (c->voiced_run * 10 < ONSET_MS || r->hold || !r->last_voice_ns ||
-      now - r->last_voice_ns > TALKING_NS)
+      now - r->last_voice_ns > TALKING_NS || c->false_run >= MAX_FALSE_RUN)
     return;
   r->hold = 1;
+  r->hold_by = c;
   r->hold_until_ns = now + (uint64_t)HOLD_MS * 1000000ull;
   r->held_head = r->held_n = 0;
   r->early_flushes++;
@@ -377,16 +389,18 @@ static void do_hello(kmk_room *r, conn *c, const kmk_room_msg *m) {
     if (cut) base[cut] = '\0';
     snprintf(c->name, sizeof c->name, "%s %d", base, k);
   }
+  /* welcome first, so the page also sees its own "join" and any greeting the join triggers */
+  c->joined = 1;
+  c->rate = m->rate;
+  send_welcome(r, c);
   c->sp = kmk_agent_speaker_join(r->agent, c->name, timeline(r));
   if (!c->sp) {
+    c->joined = 0;
     conn_policy_close(c, "cannot join");
     return;
   }
-  c->joined = 1;
-  c->rate = m->rate;
   lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
   KMK_INFO(TAG, "%s joined (%d Hz)", c->name, c->rate);
-  send_welcome(r, c);
   send_peers(r);
 }
 
@@ -557,6 +571,7 @@ static void conn_free(kmk_room *r, conn *c) {
   conn_drop_queues(c);
   if (c->wsi) lws_set_opaque_user_data(c->wsi, NULL);
   int was_joined = c->joined;
+  if (r->hold_by == c) r->hold_by = NULL;
   if (c->joined && c->sp) {
     KMK_INFO(TAG, "%s left%s", c->name, c->audio_dropped ? " (audio frames dropped for it)" : "");
     kmk_agent_speaker_leave(r->agent, c->sp); /* an utterance in progress is still transcribed */
@@ -567,6 +582,7 @@ static void conn_free(kmk_room *r, conn *c) {
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len) {
+  if (!wsi) return 0;
   struct lws_vhost *vh = lws_get_vhost(wsi);
   kmk_room *r = vh ? lws_vhost_user(vh) : NULL;
   conn *c = lws_get_opaque_user_data(wsi);

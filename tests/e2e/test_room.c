@@ -354,6 +354,8 @@ static void test_conversation(void) {
   hello(B, "bob");
   CHECK(run_until(p_b_welcomed, 10000) && B->welcomed);
   CHECK_EQ_INT(A->peers_n, 2);
+  CHECK(find_ev(A, 0, "join", "alice") >= 0); /* a page sees its own join (welcome came first) */
+  CHECK(find_ev(A, 0, "join", "bob") >= 0);
   B->sending = 1;
   mark_ms = now_ms();
   CHECK(run_until(p_greeting_settled, 30000));
