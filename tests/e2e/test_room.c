@@ -233,9 +233,9 @@ static void run_for(double ms) {
 static void make_speech(client *k, const char *voice, const char *text, double lead, double tail) {
   free(k->track.pcm);
   memset(&k->track, 0, sizeof k->track);
-  pbuf_silence(&k->track, lead);
+  if (lead > 0) pbuf_silence(&k->track, lead); /* (0 s on an empty buffer: memset(NULL, 0, 0)) */
   CHECK_EQ_INT(pbuf_say(&k->track, voice, text), 0);
-  pbuf_silence(&k->track, tail);
+  if (tail > 0) pbuf_silence(&k->track, tail);
   k->onset = 0;
   for (size_t i = 0; i < k->track.n; i++)
     if (abs(k->track.pcm[i]) > 1000) {
@@ -287,6 +287,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 
 static void teardown(void) {
   int closed = 0;
+  uv_timer_stop(&pump); /* no more sends: the connections are freed below */
   if (ws) {
     kmk_ws_close(ws, ws_closed, &closed);
     while (!closed) uv_run(&loop, UV_RUN_ONCE);
