@@ -151,17 +151,13 @@ function setPeerState(name, state, what) {
 
 /* ---------- personas ---------- */
 
-/* One card per persona; the cast lists file names ("kameko"), events display names ("Kameko"). */
+/* One card per persona, by the display name events carry ("Marta"); the cast picker lists file
+   stems ("shopkeeper"), which events do not mention, so cards appear with a persona's first event. */
 function personaCard(name) {
   const id = `persona-${keyOf(name)}`;
   let card = document.getElementById(id);
-  if (card) {
-    if (name !== name.toLowerCase()) {
-      card.querySelector('h3').textContent = name;
-      card.dataset.persona = name;
-    }
-    return card;
-  }
+  if (card) return card;
+  $('#persona-cards .empty')?.remove();
   card = el('article', { class: 'persona-card', id, dataset: { persona: name } },
     el('header', {}, el('h3', { text: name }), el('span', { class: 'badge', text: 'listening' })),
     el('p', { class: 'thought' }, el('b', { text: 'Thought: ' }), el('span', { text: 'no decision yet' })),
@@ -310,6 +306,16 @@ function onEvent(ev) {
       addLog('#reloads', okay ? 'ok' : 'fail', [el('b', { text: ev.persona || ev.file || '?' }),
         okay ? ` reloaded in ${ms(ev.ms)} ms` : ` kept the old version: ${ev.error || 'error'}`],
       { ok: String(okay) });
+      break;
+    }
+    case 'cast': {
+      const names = Array.isArray(ev.personas) ? ev.personas : [];
+      const keep = new Set(names.map((n) => `persona-${keyOf(n)}`));
+      for (const card of [...document.querySelectorAll('.persona-card')]) if (!keep.has(card.id)) card.remove();
+      for (const n of names) personaCard(n);
+      const added = (ev.added || []).length ? ` (joined: ${ev.added.join(', ')})` : '';
+      const removed = (ev.removed || []).length ? ` (left: ${ev.removed.join(', ')})` : '';
+      addLine('system', null, `Cast: ${names.join(', ')}${added}${removed}`);
       break;
     }
     case 'error':
@@ -492,7 +498,6 @@ function onMessage(e) {
       available = Array.isArray(m.available) ? m.available : available;
       active = Array.isArray(m.active) ? m.active : active;
       renderCast();
-      for (const name of active) personaCard(name);
       setStatus(`In the room as ${m.you}`, 'live');
       break;
     case 'event':
