@@ -80,6 +80,7 @@ typedef struct conn {
   double json_tokens, json_last_ms;
   int closing;                 /* 1: close with 1008 at the next WRITEABLE */
   char close_reason[100];
+  enum lws_close_status close_code; /* with closing == 1 */
   uint64_t audio_dropped;
   int voiced_run;              /* early barge-in: consecutive loud 10 ms pieces */
   int false_run;               /* early flushes from this page the agent did not confirm, in a row */
@@ -144,16 +145,21 @@ static void conn_kill(conn *c, const char *why) {
   c->closing = 2;
   conn_drop_queues(c);
   lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+  lws_cancel_service(c->r->ctx); /* lws re-arms its scheduler only when it wakes up */
 }
 
-/* Closes with 1008 and a reason at the next WRITEABLE (for use outside the conn's callbacks). */
+/* Closes with 1008 and a reason from the conn's LWS_CALLBACK_TIMER (for use outside its own
+ * callbacks). Not from WRITEABLE: lws 4.1 treats a nonzero return there as a failed write and drops
+ * the socket without the close frame. */
 static void conn_policy_close(conn *c, const char *why) {
   if (c->closing) return;
   KMK_INFO(TAG, "%s: closed (%s)", c->joined ? c->name : "a client", why);
   c->closing = 1;
+  c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
   snprintf(c->close_reason, sizeof c->close_reason, "%s", why);
   conn_drop_queues(c);
-  lws_callback_on_writable(c->wsi);
+  lws_set_timer_usecs(c->wsi, 1); /* LWS_CALLBACK_TIMER sends the close frame */
+  lws_cancel_service(c->r->ctx);  /* lws re-arms its scheduler only when it wakes up */
 }
 
 static void ctl_push(conn *c, const char *data, size_t len) {
@@ -649,8 +655,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       if (!c) return -1;
       if (c->closing == 2) return -1;
       if (c->closing == 1) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)c->close_reason,
-                         strlen(c->close_reason));
+        lws_close_reason(wsi, c->close_code ? c->close_code : LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
       }
       int n = 0;
@@ -671,6 +677,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       if (c->ctl_head || c->a_n) lws_callback_on_writable(wsi);
       break;
     }
+    case LWS_CALLBACK_TIMER:
+      if (c && c->closing == 1) {
+        lws_close_reason(wsi, c->close_code ? c->close_code : LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+      }
+      break;
     case LWS_CALLBACK_CLOSED:
     case LWS_CALLBACK_WSI_DESTROY:
       if (c && r) conn_free(r, c);
@@ -857,6 +870,18 @@ void kmk_room_free(kmk_room *r) {
   if (!r) return;
   r->closing = 1;
   kmk_eventlog_set_observer(r->o.log, NULL, NULL);
+  /* tell the pages (1001 "going away"), giving them up to 300 ms; then lws closes the rest */
+  for (conn *c = r->conns; c; c = c->next) {
+    if (c->closing) continue;
+    c->closing = 1;
+    c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+    snprintf(c->close_reason, sizeof c->close_reason, "the room is shutting down");
+    conn_drop_queues(c);
+    lws_set_timer_usecs(c->wsi, 1);
+  }
+  if (r->conns) lws_cancel_service(r->ctx);
+  uint64_t until = uv_hrtime() + 300000000ull;
+  while (r->conns && r->pacer_open && uv_hrtime() < until) uv_run(r->loop, UV_RUN_ONCE);
   while (r->conns) conn_free(r, r->conns); /* speakers leave; lws closes the sockets below */
   if (r->pacer_open) kmk_pacer_uv_stop(r->pacer, pacer_closed);
   if (r->ctx_open) {

@@ -551,6 +551,12 @@ static void test_token(void) {
   CHECK(!cl[0].open && cl[0].status == 403);
   CHECK(!cl[1].open && cl[1].status == 403);
   CHECK(cl[2].welcomed);
+  /* shutting down with a page connected: it is told (1001), then every handle closes */
+  kmk_room_free(room);
+  room = NULL;
+  run_for(300);
+  CHECK(cl[2].closed && strstr(cl[2].reason, "1001") != NULL);
+  if (!strstr(cl[2].reason, "1001")) fprintf(stderr, "shutdown close: %d \"%s\"\n", cl[2].closed, cl[2].reason);
   teardown();
 
   /* a LAN bind without a token does not start */
@@ -703,7 +709,7 @@ static void test_http(void) {
 }
 
 int main(void) {
-  kmk_log_set_level(KMK_LOG_WARN);
+  kmk_log_set_level(getenv("ROOM_TEST_DEBUG") ? KMK_LOG_DEBUG : KMK_LOG_WARN);
   const char *only = getenv("ROOM_TEST");
   if (!only || strstr(only, "http")) RUN(test_http);
   if (!only || strstr(only, "token")) RUN(test_token);
