@@ -180,6 +180,8 @@ void ag_handle_action(kmk_agent *a, int p, const cJSON *trigger, kmk_brain_actio
     cJSON *l = cJSON_AddObjectToObject(lat, "llm");
     cJSON_AddNumberToObject(l, "first_token", (double)(int)(a->llm_first_ms * 10) / 10);
     cJSON_AddNumberToObject(l, "total", (double)(int)(a->llm_total_ms * 10) / 10);
+    if (a->llm_sentence_ms >= 0)
+      cJSON_AddNumberToObject(l, "first_sentence", (double)(int)(a->llm_sentence_ms * 10) / 10);
   }
   ag_emit(a, ev);
   if (!d->should_speak || !d->response || !*d->response) return;
@@ -337,6 +339,7 @@ const kmk_out_frame *kmk_agent_pull_frame(kmk_agent *a) {
       cJSON_AddStringToObject(ev, "text", r->text);
       cJSON_AddStringToObject(ev, "lang", r->lang);
       if (a->tts_provider) cJSON_AddStringToObject(ev, "provider", a->tts_provider);
+      if (r->early) cJSON_AddBoolToObject(ev, "early", 1);
       kmk_echo_add(&a->echo, r->text, now(a)); /* a transcript repeating it is our own voice */
       cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
       if (a->tts_first_ms >= 0)

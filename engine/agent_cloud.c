@@ -20,15 +20,36 @@ static void llm_call_unlink(kmk_agent *a, llm_call *c) {
   a->net_inflight--;
 }
 
+void ag_llm_call_free(kmk_agent *a, llm_call *c, int cancel) {
+  if (c->early) ag_early_detach(a, c->early);
+  if (cancel) kmk_llm_cancel(c->req);
+  kmk_sscan_free(&c->scan);
+  free(c->first);
+  cJSON_Delete(c->trigger);
+  free(c);
+}
+
 void ag_cancel_llm_calls(kmk_agent *a) {
   while (a->llm_calls) {
     llm_call *c = a->llm_calls;
     a->llm_calls = c->next;
     a->net_inflight--;
-    kmk_llm_cancel(c->req);
-    cJSON_Delete(c->trigger);
-    free(c);
+    ag_llm_call_free(a, c, 1);
   }
+}
+
+/* The streamed answer, as it arrives: the scanner finds should_speak and the first sentence. */
+static void on_llm_sentence(void *ud, const char *s, size_t len, int index) {
+  llm_call *c = ud;
+  if (index != 0 || c->first) return;
+  c->first = strndup(s, len);
+  c->first_sentence_ms = ms_since(c->start_ns);
+}
+
+static void on_llm_delta(void *ud, const char *text, size_t len) {
+  llm_call *c = ud;
+  kmk_sscan_feed(&c->scan, text, len);
+  ag_early_try(c->a, c);
 }
 
 static void on_llm_done(void *ud, const kmk_llm_result *r) {
@@ -56,20 +77,22 @@ static void on_llm_done(void *ud, const kmk_llm_result *r) {
   double brain_ms = c->brain_ms + ms_since(t0);
   if (rc < 0) {
     ag_emit_error(a, ps->info->name, "brain", "the persona failed on the LLM's answer");
+    if (c->early) ag_early_settle(a, c, NULL);
   } else {
     reply *out = NULL;
     if (!r->err) {
       a->llm_lat = 1;
       a->llm_first_ms = r->first_token_ms;
       a->llm_total_ms = r->total_ms;
+      a->llm_sentence_ms = c->first_sentence_ms;
     }
     ag_handle_action(a, c->persona, c->trigger, &next, c->speech_end_ns, c->stt_ms, brain_ms, &out);
     a->llm_lat = 0;
-    if (out) ag_arbitrate(a, &out, 1);
+    if (c->early) ag_early_settle(a, c, out); /* takes out */
+    else if (out) ag_arbitrate(a, &out, 1);
   }
   kmk_brain_action_clear(&next);
-  cJSON_Delete(c->trigger);
-  free(c);
+  ag_llm_call_free(a, c, 0);
 }
 
 /* 0 when the request went out (the answer comes through on_llm_done), else -1. */
@@ -87,8 +110,11 @@ int ag_start_llm(kmk_agent *a, int p, const cJSON *trigger, const kmk_brain_acti
   c->speech_end_ns = speech_end_ns;
   c->stt_ms = stt_ms;
   c->brain_ms = brain_ms;
+  c->start_ns = uv_hrtime();
+  c->first_sentence_ms = -1;
+  kmk_sscan_init(&c->scan, on_llm_sentence, c);
   kmk_llm_chat_opts co = {.temperature = 0.7, .max_tokens = 400, .json_mode = KMK_LLM_JSON_OBJECT};
-  kmk_llm_callbacks cb = {NULL, NULL, on_llm_done};
+  kmk_llm_callbacks cb = {on_llm_delta, NULL, on_llm_done};
   int rc = kmk_llm_chat(a->llm, act->llm_messages_json, &co, &cb, c, &c->req);
   if (rc < 0) {
     if (rc != KMK_NET_EOPEN) {
@@ -97,8 +123,7 @@ int ag_start_llm(kmk_agent *a, int p, const cJSON *trigger, const kmk_brain_acti
                a->personas[p].info->name);
       ag_emit_error(a, a->personas[p].info->name, "llm", msg);
     }
-    cJSON_Delete(c->trigger);
-    free(c);
+    ag_llm_call_free(a, c, 0);
     return -1;
   }
   c->next = a->llm_calls;

@@ -75,14 +75,13 @@ int kmk_agent_set_cast(kmk_agent *a, const char *const *paths, size_t n, char *e
     }
     *pp = c->next;
     a->net_inflight--;
-    kmk_llm_cancel(c->req);
-    cJSON_Delete(c->trigger);
-    free(c);
+    ag_llm_call_free(a, c, 1);
   }
   if (a->current && to[a->current->persona] < 0) {
     char *h = ag_stop_playback(a, "cast", NULL);
     free(h);
-    a->state = BOT_LISTENING; /* ag_finish_reply below must not start the next one mid-change */
+    a->state = BOT_LISTENING; /* nothing may start speaking mid-change */
+    a->seg_idle = 0;
     reply *r = a->current;
     a->current = NULL;
     if (a->audio_started) {

@@ -65,6 +65,13 @@ typedef struct reply {
   int addressed_me, yield;
   char voice[64];          /* overrides ("" / 0 = the persona's voice) */
   int rate, pitch;
+  /* early speech (agent_voice.c): the first sentence of a streaming LLM answer is spoken while
+     the rest streams; text grows when the final decision confirms it */
+  int early;               /* started from an LLM answer's first sentence */
+  int open;                /* the LLM is still answering: more text may follow */
+  size_t synth_len;        /* bytes of text handed to synthesis so far */
+  size_t seg_off;          /* where the segment being synthesized starts */
+  struct llm_call *call;   /* the request feeding an open reply (NULL once it ended) */
   struct reply *next;
 } reply;
 
@@ -125,6 +132,8 @@ struct kmk_agent {
   const char *tts_provider;       /* "edge" | "flite" | "espeak" for `current` */
   double llm_first_ms, llm_total_ms; /* set while a decision from an LLM answer is handled */
   int llm_lat;
+  double llm_sentence_ms;         /* first sentence of that answer (-1 = none) */
+  int seg_idle;                   /* current's synthesis is waiting for more LLM text */
 };
 
 typedef struct llm_call {
@@ -136,6 +145,12 @@ typedef struct llm_call {
   uint64_t speech_end_ns;
   double stt_ms, brain_ms;
   kmk_llm_req *req;
+  uint64_t start_ns;
+  kmk_sentence_scanner scan; /* follows the streamed answer: should_speak, first sentence */
+  char *first;               /* the response's first complete sentence, once seen */
+  double first_sentence_ms;  /* request start -> first sentence, -1 until then */
+  int early_tried;           /* early speech was started (or ruled out) for this answer */
+  reply *early;              /* the reply speaking the first sentence, while it lives */
 } llm_call;
 
 typedef struct {
@@ -178,5 +193,14 @@ char *ag_stop_playback(kmk_agent *a, const char *reason, const char *by);
 void ag_teach_names(kmk_agent *a);
 void ag_to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms);
 void ag_update_on_tick(kmk_agent *a);
+/* frees an LLM call (cancelled when req still set), detaching an early reply it feeds */
+void ag_llm_call_free(kmk_agent *a, llm_call *c, int cancel);
+/* early speech: an LLM answer's first sentence (agent_voice.c) */
+void ag_early_try(kmk_agent *a, llm_call *c);
+/* the final decision for an answer that started speaking early: out (or NULL: silent) is
+   merged into the early reply, or the early reply is stopped and out takes the usual way */
+void ag_early_settle(kmk_agent *a, llm_call *c, reply *out);
+/* the request feeding an open early reply ended without an answer: what was said stands */
+void ag_early_detach(kmk_agent *a, reply *r);
 
 #endif

@@ -105,6 +105,27 @@ static void tts_run(kmk_job *job) {
 }
 
 
+static void start_segment(kmk_agent *a, reply *r);
+
+/* The synthesis of current's segment ended: the next segment if the text grew meanwhile, a wait
+   while its LLM answer still streams, else the end of the reply's audio. */
+static void segment_done(kmk_agent *a) {
+  reply *r = a->current;
+  if (r->synth_len < strlen(r->text)) {
+    start_segment(a, r);
+    return;
+  }
+  if (r->open) {
+    a->seg_idle = 1;
+    return;
+  }
+  a->seg_idle = 0;
+  a->tts_synth_done = 1;
+  ag_feed_out(a);
+  if (a->tts_finished && !a->audio_started && kmk_audio_out_queued(a->out) == 0)
+    ag_finish_reply(a, "empty");
+}
+
 static void tts_done(kmk_job *job, int cancelled) {
   tts_job *j = (tts_job *)job;
   kmk_agent *a = j->a;
@@ -116,10 +137,7 @@ static void tts_done(kmk_job *job, int cancelled) {
       snprintf(msg, sizeof msg, "speech synthesis failed: %s", j->err);
       ag_emit_error(a, a->personas[a->current->persona].info->name, "tts", msg);
     }
-    a->tts_synth_done = 1;
-    ag_feed_out(a);
-    if (a->tts_finished && !a->audio_started && kmk_audio_out_queued(a->out) == 0)
-      ag_finish_reply(a, "empty");
+    segment_done(a);
   }
   free(j->text);
   free(j);
@@ -138,7 +156,8 @@ typedef struct edge_call {
   size_t samples;
 } edge_call;
 
-static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback);
+static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback,
+                              const char *text);
 
 void ag_cancel_edge(kmk_agent *a) {
   edge_call *c = a->edge_call;
@@ -186,7 +205,10 @@ static void edge_done(void *ud, const kmk_edge_result *r) {
       free(c);
       reply *cur = a->current;
       const kmk_voice_info *v = kmk_persona_voice(a->personas[cur->persona].info, cur->lang);
-      if (submit_offline_tts(a, cur, v, 1) < 0) ag_finish_reply(a, "error");
+      if (submit_offline_tts(a, cur, v, 1, cur->text + cur->seg_off) < 0) {
+        if (cur->seg_off == 0) ag_finish_reply(a, "error");
+        else segment_done(a);
+      }
       return;
     }
     if (r->err) {
@@ -195,16 +217,15 @@ static void edge_done(void *ud, const kmk_edge_result *r) {
                r->message && *r->message ? r->message : "error");
       ag_emit_error(a, pname, "tts", msg);
     }
-    a->tts_synth_done = 1;
-    ag_feed_out(a);
-    if (a->tts_finished && !a->audio_started && kmk_audio_out_queued(a->out) == 0)
-      ag_finish_reply(a, "empty");
+    free(c);
+    segment_done(a);
+    return;
   }
   free(c);
 }
 
 /* 0 when Edge took the reply, -1 to use an offline voice. */
-static int start_edge(kmk_agent *a, reply *r, const kmk_voice_info *v) {
+static int start_edge(kmk_agent *a, reply *r, const kmk_voice_info *v, const char *text) {
   if (!a->edge || !v || strcmp(v->engine, "edge") != 0 || !kmk_edge_available(a->edge)) return -1;
   edge_call *c = calloc(1, sizeof *c);
   if (!c) return -1;
@@ -217,7 +238,7 @@ static int start_edge(kmk_agent *a, reply *r, const kmk_voice_info *v) {
   kmk_edge_callbacks cb = {edge_pcm, edge_done};
   const char *voice = r->voice[0] && strchr(r->voice, '-') ? r->voice : v->voice;
   a->edge_call = c;
-  int rc = kmk_edge_tts_synth(a->edge, r->text, voice, &pr, &cb, c, &c->req);
+  int rc = kmk_edge_tts_synth(a->edge, text, voice, &pr, &cb, c, &c->req);
   if (rc < 0) {
     a->edge_call = NULL;
     free(c);
@@ -238,6 +259,8 @@ static int humans_speaking(kmk_agent *a) {
     if (s->in_speech) return 1;
   return 0;
 }
+
+static void start_reply(kmk_agent *a, reply *r);
 
 void ag_speak_next(kmk_agent *a) {
   if (a->state != BOT_LISTENING) return;
@@ -271,6 +294,11 @@ void ag_speak_next(kmk_agent *a) {
   if (!a->queue_head) a->queue_tail = NULL;
   a->n_queued--;
   r->next = NULL;
+  start_reply(a, r);
+}
+
+/* r becomes current: the voice starts with its text so far. */
+static void start_reply(kmk_agent *a, reply *r) {
   a->current = r;
   a->state = BOT_SPEAKING;
   a->tts_finished = 0;
@@ -281,19 +309,37 @@ void ag_speak_next(kmk_agent *a) {
   a->tts_first_ms = -1;
   kmk_audio_out_clear(a->out);
 
+  a->seg_idle = 0;
+  a->tts_submit_ns = uv_hrtime();
+  r->synth_len = 0;
+  start_segment(a, r);
+}
+
+/* Synthesizes current's text from synth_len to its end (the whole text for most replies). */
+static void start_segment(kmk_agent *a, reply *r) {
   const kmk_persona_info *info = a->personas[r->persona].info;
   const kmk_voice_info *v = kmk_persona_voice(info, r->lang);
-  a->tts_submit_ns = uv_hrtime();
-  if (start_edge(a, r, v) == 0) return;
-  if (submit_offline_tts(a, r, v, v && strcmp(v->engine, "edge") == 0) < 0) ag_finish_reply(a, "error");
+  r->seg_off = r->synth_len;
+  r->synth_len = strlen(r->text);
+  a->seg_idle = 0;
+  const char *text = r->text + r->seg_off;
+  if (start_edge(a, r, v, text) == 0) return;
+  if (submit_offline_tts(a, r, v, v && strcmp(v->engine, "edge") == 0, text) == 0) return;
+  if (r->seg_off == 0) {
+    ag_finish_reply(a, "error");
+  } else { /* what was already said stands */
+    r->open = 0;
+    segment_done(a);
+  }
 }
 
 /* The reply through the espeak/flite worker. edge_fallback: v is an Edge voice, use the offline
    voice for the language instead. -1 (error logged) when the worker refused it. */
-static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback) {
+static int submit_offline_tts(kmk_agent *a, reply *r, const kmk_voice_info *v, int edge_fallback,
+                              const char *text) {
   const kmk_persona_info *info = a->personas[r->persona].info;
   tts_job *j = calloc(1, sizeof *j);
-  if (!j || !(j->text = strdup(r->text))) {
+  if (!j || !(j->text = strdup(text))) {
     free(j);
     ag_emit_error(a, info->name, "tts", "out of memory");
     return -1;
@@ -348,6 +394,8 @@ void ag_finish_reply(kmk_agent *a, const char *end_reason) {
     ag_to_personas(a, said, 0, -1);
     cJSON_Delete(said);
   }
+  if (r->call) r->call->early = NULL; /* its LLM answer, still streaming, settles without it */
+  a->seg_idle = 0;
   free(r->text);
   free(r);
   a->current = NULL;
@@ -399,4 +447,119 @@ void ag_barge_in(kmk_agent *a, const char *who) {
   ag_finish_reply(a, "interrupted"); /* bot_speech (complete = false) first, then the heard part */
   ag_to_personas(a, ev, 0, -1);
   cJSON_Delete(ev);
+}
+
+/* ---------------------------------------------------------------- early speech
+ * An LLM answer is followed as it streams (agent_cloud.c feeds a sentence scanner). Once it says
+ * "should_speak": true and its response has a complete first sentence, that sentence is spoken
+ * at once, if the persona allows it (policy.early_speech), the agent is not muted, nobody holds
+ * or waits for the floor (no reply current or queued, no other LLM answer pending that might be
+ * the one called by name) and no person is speaking. The reply stays open; when the answer ends,
+ * the persona's final decision (after the brain, after_llm and moderation) either continues it
+ * (its response starts with the sentence: the rest is synthesized after it) or stops it
+ * ("playback_stop" reason "retracted") and takes the usual way. "early_speech" logs the timing. */
+
+static int starts_with_trimmed(const char *full, const char *prefix, size_t *after) {
+  while (*full == ' ') full++;
+  while (*prefix == ' ') prefix++;
+  size_t n = strlen(prefix);
+  while (n && prefix[n - 1] == ' ') n--;
+  const char *f0 = full;
+  if (strncmp(full, prefix, n) != 0) return 0;
+  *after = (size_t)(full - f0) + n;
+  return 1;
+}
+
+void ag_early_try(kmk_agent *a, llm_call *c) {
+  if (c->early_tried || !c->first || c->scan.should_speak != 1) return;
+  c->early_tried = 1;
+  const kmk_persona_info *info = a->personas[c->persona].info;
+  if (!info->early_speech || a->muted || a->state != BOT_LISTENING || a->current ||
+      a->queue_head || a->llm_calls != c || c->next || (humans_speaking(a) && !info->may_interrupt))
+    return;
+  reply *r = calloc(1, sizeof *r);
+  if (!r || !(r->text = strdup(c->first))) {
+    free(r);
+    return;
+  }
+  r->id = ++a->next_reply_id;
+  r->persona = c->persona;
+  /* the language the final decision will name: Cyrillic -> ru; else the trigger's language if
+     the persona speaks it, else English if it does, else its first (checked again at the end) */
+  const char *tl = cJSON_GetStringValue(cJSON_GetObjectItem(c->trigger, "lang"));
+  const char *lang = info->n_languages ? info->languages[0] : "en";
+  int has_tl = 0, has_en = 0;
+  for (int i = 0; i < info->n_languages; i++) {
+    if (tl && strcmp(info->languages[i], tl) == 0) has_tl = 1;
+    if (strcmp(info->languages[i], "en") == 0) has_en = 1;
+  }
+  if (kmk_decision_has_cyrillic(r->text)) lang = "ru";
+  else if (has_tl && strcmp(tl, "ru") != 0) lang = tl;
+  else if (has_en) lang = "en";
+  snprintf(r->lang, sizeof r->lang, "%s", lang);
+  r->t_decided = now(a);
+  r->speech_end_ns = c->speech_end_ns;
+  r->stt_ms = c->stt_ms;
+  r->brain_ms = c->brain_ms;
+  r->trigger = a->event_seq;
+  r->early = 1;
+  r->open = 1;
+  r->call = c;
+  c->early = r;
+  cJSON *ev = kmk_event_new(now(a), "early_speech", info->name);
+  cJSON_AddStringToObject(ev, "persona", info->name);
+  cJSON_AddStringToObject(ev, "text", r->text);
+  cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
+  cJSON_AddNumberToObject(lat, "llm_first_sentence", (double)(int)(c->first_sentence_ms * 10) / 10);
+  if (c->speech_end_ns)
+    cJSON_AddNumberToObject(lat, "speech_end_to_sentence",
+                            (double)(int)(ms_since(c->speech_end_ns) * 10) / 10);
+  ag_emit(a, ev);
+  start_reply(a, r);
+}
+
+void ag_early_settle(kmk_agent *a, llm_call *c, reply *out) {
+  reply *r = c->early;
+  c->early = NULL;
+  r->call = NULL;
+  r->open = 0;
+  size_t after = 0;
+  if (out && out->persona == r->persona && strcmp(out->lang, r->lang) == 0 &&
+      starts_with_trimmed(out->text, r->text, &after)) {
+    /* confirmed: the rest of the response follows the sentence already being spoken */
+    const char *rest = out->text + after;
+    size_t used = strlen(r->text);
+    if (*rest) {
+      char *t = malloc(used + strlen(rest) + 1);
+      if (t) {
+        memcpy(t, r->text, used);
+        strcpy(t + used, rest);
+        free(r->text);
+        r->text = t;
+        if (a->audio_started) kmk_echo_add(&a->echo, rest, now(a));
+      }
+    }
+    r->addressed_me = out->addressed_me;
+    free(out->text);
+    free(out);
+    if (a->seg_idle && a->current == r) segment_done(a);
+    return;
+  }
+  /* silent or a different answer (moderation, after_llm, rules after an error): stop */
+  if (a->current == r) {
+    free(ag_stop_playback(a, "retracted", NULL));
+    ag_finish_reply(a, "retracted");
+  }
+  if (out) ag_arbitrate(a, &out, 1);
+}
+
+/* The LLM request ended without an answer for an open reply (cancelled): what was said stands. */
+void ag_early_detach(kmk_agent *a, reply *r) {
+  r->call = NULL;
+  r->open = 0;
+  if (a->seg_idle && a->current == r) { /* never finishes the reply here: callers hold it */
+    a->seg_idle = 0;
+    a->tts_synth_done = 1;
+    ag_feed_out(a);
+  }
 }

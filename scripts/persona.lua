@@ -13,7 +13,11 @@
 --   rules           function(ctx) -> nil | string | {should_speak, response, thought, lang}
 --                   the offline decision (no LLM); see scripts/meta/kmk.lua for ctx
 --   after_llm       function(decision, ctx) -> decision   optional post-processing
---   policy          {cooldown = seconds (0), may_interrupt = bool (false), yield = bool (false)}
+--   policy          {cooldown = seconds (0), may_interrupt = bool (false), yield = bool (false),
+--                    early_speech = bool (true): with an LLM, start speaking at the answer's first
+--                    sentence once it says should_speak (stopped if the final decision differs),
+--                    speculative_stt = bool (false): transcribe at a pause in a person's speech
+--                    and reuse the result if the turn ends there (cloud STT)}
 --                   cooldown: after speaking, unsolicited replies wait this long (being called by
 --                   name always answers); yield: speak only when no other persona wants the floor
 --   moderation      {banned_words = {strings}, max_talk_s = seconds, ...}: data for the hooks
@@ -148,7 +152,7 @@ function M.check(p)
       or policy.cooldown > 3600) then
     return nil, "policy", "policy.cooldown must be a number of seconds 0..3600"
   end
-  for _, k in ipairs({"may_interrupt", "yield"}) do
+  for _, k in ipairs({"may_interrupt", "yield", "early_speech", "speculative_stt"}) do
     if policy[k] ~= nil and type(policy[k]) ~= "boolean" then
       return nil, "policy", "policy." .. k .. " must be true or false"
     end
@@ -177,7 +181,8 @@ function M.check(p)
   end
   return {
     policy = {cooldown = policy.cooldown or 0, may_interrupt = policy.may_interrupt == true,
-              yield = policy.yield == true},
+              yield = policy.yield == true, early_speech = policy.early_speech ~= false,
+              speculative_stt = policy.speculative_stt == true},
     moderation = mod or {},
     state = p.state,
     on_tick = p.on_tick,
@@ -203,6 +208,7 @@ function M.info(n)
     name = n.name, languages = n.languages, wake_words = n.wake_words, voices = n.voices,
     context_size = n.context_size, max_reply_chars = n.max_reply_chars,
     has_on_tick = n.on_tick ~= nil, has_on_event = n.on_event ~= nil, may_interrupt = n.policy.may_interrupt,
+    early_speech = n.policy.early_speech, speculative_stt = n.policy.speculative_stt,
   }
 end
 

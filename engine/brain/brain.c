@@ -118,6 +118,8 @@ static void fill_info(kmk_persona_info *pi, const cJSON *info) {
   pi->has_on_tick = cJSON_IsTrue(cJSON_GetObjectItem(info, "has_on_tick"));
   pi->has_on_event = cJSON_IsTrue(cJSON_GetObjectItem(info, "has_on_event"));
   pi->may_interrupt = cJSON_IsTrue(cJSON_GetObjectItem(info, "may_interrupt"));
+  pi->early_speech = !cJSON_IsFalse(cJSON_GetObjectItem(info, "early_speech"));
+  pi->speculative_stt = cJSON_IsTrue(cJSON_GetObjectItem(info, "speculative_stt"));
 }
 
 /* Builds and self-checks a complete state: scripts, persona, brain.init(). On success *vm_out

@@ -88,6 +88,9 @@ typedef struct {
   int has_on_event;                           /* defines on_event: gets stage events */
   int may_interrupt;                          /* policy.may_interrupt: may start while a person
                                                  speaks, and is not cut off by one (agent.c) */
+  int early_speech;                           /* policy.early_speech (default 1): speak the LLM
+                                                 answer's first sentence while it streams */
+  int speculative_stt;                        /* policy.speculative_stt (default 0) */
 } kmk_persona_info;
 
 typedef enum { KMK_ACTION_NONE = 0, KMK_ACTION_DECISION, KMK_ACTION_LLM } kmk_action_kind;

@@ -189,9 +189,11 @@ static void test_cloud_conversation(void) {
   int ad = pfind_decision_for(&e, at, "alice");
   CHECK(ad > 0);
   if (ad > 0) CHECK(cJSON_IsFalse(cJSON_GetObjectItem(e.ev[ad], "should_speak")));
-  /* the reply, spoken by Edge */
-  int st = pfind(&e, bd, "audio_out_start", "Kameko");
-  CHECK(st > bd);
+  /* the reply, spoken by Edge (from its first sentence on, maybe before the decision was
+     complete: early speech) */
+  int st = pfind(&e, bt, "audio_out_start", "Kameko");
+  CHECK(st > bt);
+  if (st > 0 && st < bd) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[st], "early")));
   if (st > 0) {
     CHECK_STR(pstr(e.ev[st], "provider"), "edge");
     CHECK_STR(pstr(e.ev[st], "text"), REPLY);
@@ -384,6 +386,118 @@ static void test_cancel_inflight(void) {
   pevents_free(&e);
 }
 
+/* Early speech against a slowly streaming LLM (a second peer, 25 tokens/s): the first sentence
+   of "response" is spoken while the rest streams and the rest follows in the same reply; a
+   persona whose after_llm rewrites a rude answer gets its early sentence stopped ("retracted")
+   and the rewritten reply spoken instead. Offline (flite) voices, the agent on our own loop. */
+static const char *TELLER =
+    "return {\n"
+    "  name = \"Teller\", languages = {\"en\"}, wake_words = {\"teller\"},\n"
+    "  voices = {en = {engine = \"flite\", voice = \"slt\"}},\n"
+    "  after_llm = function(d, ctx)\n"
+    "    if d.response and d.response:find(\"fool\") then\n"
+    "      d.response = \"I would rather not say.\"\n"
+    "    end\n"
+    "    return d\n"
+    "  end,\n"
+    "}\n";
+#define STORY "Once upon a time there was a cat. It lived in a small house by the sea. " \
+              "Every morning it watched the boats go out."
+
+static int early_run(kmk_agent *a, uv_loop_t *loop, kmk_eventlog *log, const char *line,
+                     const char *dir, pevents *e) {
+  (void)log;
+  CHECK_EQ_INT(kmk_agent_chat(a, "bob", line), 0);
+  /* pull frames on a 20 ms pacer until the agent is idle again */
+  int idle = 0;
+  for (int i = 0; i < 3000 && idle < 10; i++) {
+    run_for(loop, 5);
+    kmk_agent_pull_frame(a);
+    g_t += 0.02;
+    idle = kmk_agent_busy(a) ? 0 : idle + 1;
+  }
+  pevents_load(dir, e);
+  return e->n;
+}
+
+static int g_early_port;
+static void test_early_speech(void) {
+  int port = g_early_port;
+  char out[400], path[600], err[1024], url[200], teller[400];
+  snprintf(out, sizeof out, "%s/early", tmpdir);
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/events.jsonl", out);
+  snprintf(teller, sizeof teller, "%s/teller.lua", tmpdir);
+  CHECK_EQ_INT(write_text(teller, TELLER), 0);
+  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
+  CHECK(log != NULL);
+  kmk_config cfg;
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *personas[] = {teller};
+  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
+                       .now = clock_fn, .no_watch = 1};
+  g_t = 0;
+  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(a != NULL);
+  if (!a) return;
+  pevents e;
+  early_run(a, &loop, log, "Teller, tell me a story.", out, &e);
+  int es = pfind(&e, 0, "early_speech", "Teller"), d = pfind(&e, 0, "decision", "Teller");
+  int st = pfind(&e, 0, "audio_out_start", "Teller"), en = pfind(&e, st, "audio_out_end", "Teller");
+  CHECK(es >= 0 && d > es);
+  CHECK(st > es && st < d); /* the voice started before the answer had finished streaming */
+  if (es >= 0) {
+    CHECK_STR(pstr(e.ev[es], "text"), "Once upon a time there was a cat.");
+    const cJSON *lat = cJSON_GetObjectItem(e.ev[es], "latency_ms");
+    CHECK(pnum(lat, "llm_first_sentence") > 0);
+    printf("early speech: first sentence after %.1f ms of the LLM answer\n",
+           pnum(lat, "llm_first_sentence"));
+  }
+  if (d >= 0) {
+    CHECK_STR(pstr(e.ev[d], "response"), STORY);
+    const cJSON *llm = cJSON_GetObjectItem(cJSON_GetObjectItem(e.ev[d], "latency_ms"), "llm");
+    CHECK(pnum(llm, "first_sentence") > 0 && pnum(llm, "first_sentence") < pnum(llm, "total"));
+  }
+  if (st >= 0) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[st], "early")));
+  CHECK(en > d);
+  if (en > 0) {
+    CHECK_STR(pstr(e.ev[en], "reason"), "done");
+    /* the whole story, not just its first sentence (~2 s of flite) */
+    CHECK(pnum(e.ev[en], "frames") * 0.02 > 4.0);
+  }
+  CHECK_EQ_INT(pfind(&e, 0, "playback_stop", NULL), -1);
+  int mark = e.n;
+  pevents_free(&e);
+  /* a rude answer: spoken early, then retracted by the persona's after_llm */
+  early_run(a, &loop, log, "Teller, what do you think of me?", out, &e);
+  es = pfind(&e, mark, "early_speech", "Teller");
+  int ps = pfind(&e, mark, "playback_stop", "Teller");
+  d = pfind(&e, mark, "decision", "Teller");
+  CHECK(es >= mark && ps > es);
+  if (es >= 0) CHECK_STR(pstr(e.ev[es], "text"), "You are a fool.");
+  if (ps >= 0) CHECK_STR(pstr(e.ev[ps], "reason"), "retracted");
+  if (d >= 0) CHECK_STR(pstr(e.ev[d], "response"), "I would rather not say.");
+  st = pfind(&e, ps, "audio_out_start", "Teller");
+  CHECK(st > d);
+  if (st > 0) {
+    CHECK_STR(pstr(e.ev[st], "text"), "I would rather not say.");
+    CHECK(!cJSON_IsTrue(cJSON_GetObjectItem(e.ev[st], "early")));
+  }
+  CHECK(pfind(&e, st, "audio_out_end", "Teller") > st);
+  pevents_free(&e);
+  kmk_agent_free(a);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  kmk_config_free(&cfg);
+  kmk_eventlog_close(log);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_cloud_e2e_XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
@@ -417,6 +531,22 @@ int main(void) {
     RUN(test_cloud_conversation);
     RUN(test_cloud_failures);
     RUN(test_cancel_inflight);
+    kmk_peer_stop();
+  }
+  /* a slowly streaming LLM for early speech */
+  char early_llm[400];
+  snprintf(early_llm, sizeof early_llm, "%s/llm_early.json", tmpdir);
+  write_text(early_llm, "[" /* matched against the whole prompt: the later line first */
+             "{\"match\":\"think of me\",\"reply\":{\"thought\":\"rude\",\"should_speak\":true,"
+             "\"response\":\"You are a fool. And I mean it, every single word of it.\",\"lang\":\"en\"}},"
+             "{\"match\":\"tell me a story\",\"reply\":{\"thought\":\"a story\","
+             "\"should_speak\":true,\"response\":\"" STORY "\",\"lang\":\"en\"}},"
+             "{\"reply\":{\"thought\":\"not for me\",\"should_speak\":false,\"response\":\"\"}}]");
+  const char *early_args[] = {"--llm-script", early_llm, "--llm-tps", "25", NULL};
+  int early_port = g_port ? kmk_peer_start(early_args) : 0;
+  if (early_port) {
+    g_early_port = early_port;
+    RUN(test_early_speech);
     kmk_peer_stop();
   }
   if (!getenv("KMK_KEEP_OUTPUT")) {
