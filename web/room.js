@@ -61,6 +61,7 @@ window.kameko = { stats, events: [] };
 
 let ws = null;
 let ctx = null;
+let extraCtx = null; /* a capture-only context, when the microphone cannot join ctx */
 let micStream = null;
 let captureNode = null;
 let playerNode = null;
@@ -428,6 +429,11 @@ function onCaptureFrame(m) {
 }
 
 async function startAudio() {
+  if (!window.isSecureContext || !window.AudioWorkletNode || !navigator.mediaDevices) {
+    /* browsers give microphones and AudioWorklets only to https:// and localhost pages */
+    throw new Error('this page is not a secure context (use http://127.0.0.1 or localhost, or HTTPS); ' +
+      'you can still read and chat');
+  }
   /* 48 kHz so the agent's frames play without resampling; the capture worklet takes any rate */
   try {
     ctx = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
@@ -456,7 +462,21 @@ async function startAudio() {
     stats.errors.push(`microphone: ${err.name}`);
     return `Microphone unavailable (${err.name}). You can still listen and chat.`;
   }
-  const src = ctx.createMediaStreamSource(micStream);
+  let src;
+  try {
+    src = ctx.createMediaStreamSource(micStream);
+  } catch {
+    /* some browsers cannot connect a microphone to a context at another rate: capture in its own */
+    const capCtx = new AudioContext();
+    await capCtx.audioWorklet.addModule('capture-worklet.js');
+    src = capCtx.createMediaStreamSource(micStream);
+    captureNode = new AudioWorkletNode(capCtx, 'kameko-capture', { numberOfOutputs: 0 });
+    captureNode.port.onmessage = (e) => onCaptureFrame(e.data);
+    src.connect(captureNode);
+    extraCtx = capCtx;
+    stats.micOk = true;
+    return null;
+  }
   captureNode = new AudioWorkletNode(ctx, 'kameko-capture', { numberOfOutputs: 0 });
   captureNode.port.onmessage = (e) => onCaptureFrame(e.data);
   src.connect(captureNode);
@@ -468,7 +488,8 @@ function stopAudio() {
   micStream?.getTracks().forEach((t) => t.stop());
   micStream = null;
   ctx?.close().catch(() => {});
-  ctx = null;
+  extraCtx?.close().catch(() => {});
+  ctx = extraCtx = null;
   captureNode = playerNode = gainNode = null;
 }
 

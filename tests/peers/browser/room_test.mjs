@@ -133,8 +133,7 @@ async function main() {
     // --- Test 2: barge-in ----------------------------------------------------------------------
     const flushesBefore = {};
     for (const who of ['Alice', 'Bob', 'Carol']) flushesBefore[who] = (await L.stats(pages[who])).flushes;
-    const st = await L.stats(pages.Carol);
-    check(st.playing, "Carol's page is playing the reply when she starts talking");
+    await L.waitStats(pages.Carol, (x) => x.playing, "Carol's page playing the reply", TIMEOUT);
     await pages.Carol.click('#mute'); /* unmute: her looped sentence goes out from now on */
     L.log('Carol unmuted (barge-in)');
     const carolStats = await L.waitStats(pages.Carol, (s) => s.bargeIns.length > 0 && s.flushes > flushesBefore.Carol,
