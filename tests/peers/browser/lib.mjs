@@ -177,10 +177,12 @@ export async function joinRoom(browser, url, name, { muted = false } = {}) {
     if (m.type() === 'error') page.errors.push(m.text());
   });
   await page.goto(url + (muted ? '?muted=1' : ''));
+  if (await page.isVisible('#room')) throw new Error('the room panel is visible before joining');
   await page.fill('#name', name);
   await page.click('#join-btn');
   await page.waitForFunction(() => window.kameko && window.kameko.stats.joined && window.kameko.stats.micOk,
     null, { timeout: 30000 });
+  if (await page.isVisible('#join') || !(await page.isVisible('#room'))) throw new Error('the join form still shows after joining');
   return page;
 }
 
