@@ -21,7 +21,7 @@
  *  4. Speech level: lvl = 10 log10(sum over the 125 Hz-4 kHz bands of max(E - N, 0)).
  *     The speaker's running level spk learns only from the speaker's own frames: "strong" frames
  *     (snr > ON_DB and lvl > spk - GATE_ON_DB) with snr > CONF_DB move it (up fast, SPK_UP; down
- *     slowly, SPK_DOWN); without them it sinks by 0.3 dB/s (the speaker moved away). The first
+ *     slowly, SPK_DOWN); without them it sinks by 1 dB/s (the speaker moved away or speaks softly now). The first
  *     confident frame seeds it.
  *  5. Clicks: the frame is cut in 8 sub-blocks of 20 samples; when the loudest holds more than
  *     CLICK_SHARE of the frame energy and the frame is CLICK_JUMP x louder than the quieter of the
@@ -68,7 +68,7 @@
 #define CONF_DB 9.0f      /* snr above which a frame trains the speaker level */
 #define SPK_UP 0.30f
 #define SPK_DOWN 0.01f
-#define SPK_IDLE_DECAY 0.003f /* dB per frame = 0.3 dB/s */
+#define SPK_IDLE_DECAY 0.01f /* dB per frame = 1 dB/s */
 #define GATE_ON_DB 12.0f
 #define GATE_CONT_DB 26.0f
 #define WEAK_MAX 30       /* frames: how long weak (gated-out-of-start) frames may extend speech */

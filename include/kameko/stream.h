@@ -32,14 +32,15 @@ typedef kmk_endpoint_event kmk_stream_event; /* type, start_sample, length, pcm,
 
 typedef void (*kmk_stream_cb)(void *ud, const kmk_stream_event *ev);
 
-/* Turn-taking setup (issue 8; see engine/audio/README.md for the measured table):
- *   kmk_stream_params p; kmk_stream_params_default(&p);
- *   p.vad_name = "spectral"; kmk_endpoint_params_turn(&p.endpoint);
- * With endpoint.pause_ms > 0 the callback also receives KMK_EP_SPEECH_PAUSE (tentative; ev->pcm =
- * the utterance so far, borrowed, not takeable) and KMK_EP_SPEECH_RESUME (drop speculative work).
- * The defaults stay "energy" + the 1 s endpointer, which never emit those two events. */
+/* Turn-taking (issue 8; see engine/audio/README.md for the measured table). The defaults
+ * (kmk_stream_params_default, or p == NULL) are the "spectral" detector + the balanced turn
+ * endpointer (kmk_endpoint_params_turn: adaptive end silence 450-550 ms, pause_ms 200), so the
+ * callback also receives KMK_EP_SPEECH_PAUSE (tentative; ev->pcm = the utterance so far,
+ * borrowed, not takeable) and KMK_EP_SPEECH_RESUME (drop speculative work); only SPEECH_END ends
+ * a turn. Per persona/room: kmk_stream_params_preset(&p, "snappy" | "turn" | "patient");
+ * the original design ("energy" + fixed 1 s silence, no pause events) is "classic". */
 typedef struct {
-  const char *vad_name;        /* NULL = "energy"; "spectral" = the noise-robust detector */
+  const char *vad_name;        /* NULL = "spectral" (the default); "energy" = the original */
   kmk_vad_params vad;          /* see vad.h; zeroed = defaults */
   kmk_endpoint_params endpoint; /* see endpoint.h; use kmk_endpoint_params_default */
 } kmk_stream_params;
