@@ -111,7 +111,9 @@ export function startRoom({ build, src, outDir, extraArgs = [], timeoutMs = 6000
   fs.writeFileSync(emptyEnv, '');
   const events = path.join(outDir, 'room');
   const args = ['--env', emptyEnv, '--set', 'KMK_ROOM_PORT=0', '--set', `KMK_PERSONA_DIR=${path.join(src, 'personas')}`,
-    '--set', `KMK_SCRIPTS_DIR=${path.join(src, 'scripts')}`, 'room', '--out', events, ...extraArgs];
+    '--set', `KMK_SCRIPTS_DIR=${path.join(src, 'scripts')}`,
+    // a loaded 2-core machine running sanitizer builds can stall a Lua call past the 5 ms default
+    '--set', 'KMK_LUA_BUDGET_MS=250', 'room', '--out', events, ...extraArgs];
   const logFile = path.join(outDir, 'kameko.log');
   const logFd = fs.openSync(logFile, 'w');
   log(`server: ${bin} ${args.join(' ')}`);
