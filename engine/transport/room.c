@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <libwebsockets.h>
@@ -46,6 +47,7 @@
 #define ONSET_LEVEL 300      /* mean |sample| of a loud 10 ms piece (the energy VAD's threshold) */
 #define HOLD_MS 450          /* no "playback_stop" by then: a false alarm, the held voice goes out */
 #define HOLD_FRAMES 32
+#define SOCKET_SNDBUF 32768  /* per page (the kernel doubles it): ~0.3 s of the agent's voice */
 #define TALKING_NS 120000000ull /* the agent counts as talking this long after its last frame */
 #define MAX_FALSE_RUN 3      /* a page whose early flushes go unconfirmed this often in a row (its
                                 microphone hears the agent: weak echo cancelling) waits for the
@@ -117,6 +119,7 @@ struct kmk_room {
   size_t held_head, held_n;
   conn *hold_by;                   /* whose audio started the hold (NULL once it left) */
   uint64_t early_flushes, early_false;
+  uint64_t audio_dropped, slow_kills, policy_closes; /* counted when a conn is freed / closed */
 };
 
 static double timeline(void *ud) {
@@ -143,6 +146,7 @@ static void conn_kill(conn *c, const char *why) {
   if (c->closing == 2) return;
   KMK_WARN(TAG, "%s: disconnected (%s)", c->joined ? c->name : "a client", why);
   c->closing = 2;
+  c->r->slow_kills++;
   conn_drop_queues(c);
   lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
   lws_cancel_service(c->r->ctx); /* lws re-arms its scheduler only when it wakes up */
@@ -155,6 +159,7 @@ static void conn_policy_close(conn *c, const char *why) {
   if (c->closing) return;
   KMK_INFO(TAG, "%s: closed (%s)", c->joined ? c->name : "a client", why);
   c->closing = 1;
+  c->r->policy_closes++;
   c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
   snprintf(c->close_reason, sizeof c->close_reason, "%s", why);
   conn_drop_queues(c);
@@ -164,7 +169,7 @@ static void conn_policy_close(conn *c, const char *why) {
 
 static void ctl_push(conn *c, const char *data, size_t len) {
   if (c->closing) return;
-  if (c->n_ctl >= KMK_ROOM_MAX_CTL_QUEUED) {
+  if (c->n_ctl >= (c->r->o.max_ctl_queued ? c->r->o.max_ctl_queued : KMK_ROOM_MAX_CTL_QUEUED)) {
     conn_kill(c, "not reading its messages");
     return;
   }
@@ -208,6 +213,7 @@ static void audio_push(conn *c, const unsigned char *slot) {
     c->a_head = (c->a_head + 1) % KMK_ROOM_AUDIO_QUEUE;
     c->a_n--;
     c->audio_dropped++;
+    c->r->audio_dropped++;
   }
   memcpy(c->audio[(c->a_head + c->a_n) % KMK_ROOM_AUDIO_QUEUE], slot, AUDIO_SLOT);
   c->a_n++;
@@ -505,6 +511,7 @@ static int handle_message(kmk_room *r, conn *c, struct lws *wsi) {
 policy:
   KMK_INFO(TAG, "%s: closed (%s)", c->joined ? c->name : "a client", err);
   c->closing = 1;
+  r->policy_closes++;
   conn_drop_queues(c);
   lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)err, strlen(err));
   return -1;
@@ -614,6 +621,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       r->conns = c;
       r->n_conns++;
       lws_set_opaque_user_data(wsi, c);
+      /* a small kernel send buffer: a page that falls behind meets our queue policy (oldest audio
+         dropped) within a fraction of a second instead of seconds of stale audio in the kernel */
+      int sndbuf = SOCKET_SNDBUF;
+      setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
       size_t open = 0;
       for (conn *k = r->conns; k; k = k->next) open += !k->closing;
       if (open > KMK_ROOM_MAX_CONNS) {
@@ -621,6 +632,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         int n = snprintf(why, sizeof why, "the room is full (%d connections)", KMK_ROOM_MAX_CONNS);
         KMK_INFO(TAG, "a client: closed (%s)", why);
         c->closing = 1;
+        r->policy_closes++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, (size_t)n);
         return -1;
       } else {
@@ -639,6 +651,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         static const char why[] = "message too large";
         KMK_INFO(TAG, "%s: closed (%s)", c->joined ? c->name : "a client", why);
         c->closing = 1;
+        r->policy_closes++;
         conn_drop_queues(c);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why, sizeof why - 1);
         return -1;
@@ -866,8 +879,23 @@ size_t kmk_room_clients(const kmk_room *r) {
   return n;
 }
 
+void kmk_room_get_stats(const kmk_room *r, kmk_room_stats *st) {
+  memset(st, 0, sizeof *st);
+  if (!r) return;
+  st->audio_dropped = r->audio_dropped;
+  st->slow_kills = r->slow_kills;
+  st->policy_closes = r->policy_closes;
+  st->early_flushes = r->early_flushes;
+  st->early_false = r->early_false;
+}
+
 void kmk_room_free(kmk_room *r) {
   if (!r) return;
+  KMK_INFO(TAG, "closing: %llu early barge-in flushes (%llu not confirmed), %llu audio frames dropped "
+           "for slow pages, %llu slow pages cut off, %llu sockets closed for a limit",
+           (unsigned long long)r->early_flushes, (unsigned long long)r->early_false,
+           (unsigned long long)r->audio_dropped, (unsigned long long)r->slow_kills,
+           (unsigned long long)r->policy_closes);
   r->closing = 1;
   kmk_eventlog_set_observer(r->o.log, NULL, NULL);
   /* tell the pages (1001 "going away"), giving them up to 300 ms; then lws closes the rest */

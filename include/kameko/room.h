@@ -105,7 +105,16 @@ typedef struct {
   const char *scripts_dir;
   const char *web_dir;              /* static files */
   int no_watch;                     /* 1: no persona hot reload (tests) */
+  size_t max_ctl_queued;            /* 0 = KMK_ROOM_MAX_CTL_QUEUED (tests lower it) */
 } kmk_room_opts;
+
+typedef struct {
+  uint64_t audio_dropped;  /* agent frames dropped for slow pages (oldest first) */
+  uint64_t slow_kills;     /* pages disconnected for not reading their control messages */
+  uint64_t policy_closes;  /* sockets closed with 1008 */
+  uint64_t early_flushes;  /* early barge-in flushes, and how many the agent did not confirm */
+  uint64_t early_false;
+} kmk_room_stats;
 
 /* Listens and creates the agent. NULL with err (a busy port, a non-loopback bind without a token,
  * a broken persona). */
@@ -114,6 +123,7 @@ int kmk_room_port(const kmk_room *r);
 /* "http://127.0.0.1:8765/" (with "?token=..." never included). */
 const char *kmk_room_url(const kmk_room *r);
 size_t kmk_room_clients(const kmk_room *r);
+void kmk_room_get_stats(const kmk_room *r, kmk_room_stats *st);
 /* Closes every connection (speakers leave; utterances in progress are still transcribed), the
  * agent, the pacer and the lws context. Call outside uv_run: it runs the loop until the room's
  * handles are closed. Safe with NULL. */

@@ -19,6 +19,8 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <uv.h>
@@ -246,6 +248,8 @@ static void make_speech(client *k, const char *voice, const char *text, double l
   k->onset_ms = 0;
 }
 
+static size_t max_ctl_queued; /* for the next setup() */
+
 static int setup(const char *token, const char *web_dir) {
   char err[1024] = "";
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_room_XXXXXX");
@@ -266,7 +270,8 @@ static int setup(const char *token, const char *web_dir) {
                      .n_personas = 1,
                      .scripts_dir = KMK_SOURCE_DIR "/scripts",
                      .web_dir = web_dir,
-                     .no_watch = 1};
+                     .no_watch = 1,
+                     .max_ctl_queued = max_ctl_queued};
   room = kmk_room_new(&o, err, sizeof err);
   if (!room) fprintf(stderr, "room: %s\n", err);
   CHECK(room != NULL);
@@ -579,6 +584,107 @@ static void test_token(void) {
   kmk_config_free(&c2);
 }
 
+/* ---------------------------------------------------------------- a page that stops reading */
+
+/* A raw WebSocket client with a 4 KiB receive buffer that sends the handshake and a hello, then
+ * never reads: the server's socket to it blocks once the kernel buffers are full. */
+typedef struct {
+  uv_tcp_t tcp;
+  uv_connect_t conn;
+  uv_write_t wr;
+  char req[600];
+  size_t req_len;
+  int connected, closed;
+} stuck_client;
+
+static void stuck_written(uv_write_t *w, int st) {}
+static void stuck_connected(uv_connect_t *c, int st) {
+  stuck_client *s = c->data;
+  CHECK_EQ_INT(st, 0);
+  if (st < 0) return;
+  s->connected = 1;
+  uv_buf_t b = uv_buf_init(s->req, (unsigned)s->req_len);
+  uv_write(&s->wr, (uv_stream_t *)&s->tcp, &b, 1, stuck_written);
+}
+
+static stuck_client stuck;
+static int p_stuck_connected(void) { return stuck.connected; }
+static int p_slow_killed(void) {
+  kmk_room_stats st;
+  kmk_room_get_stats(room, &st);
+  return st.slow_kills >= 1 && find_ev(&cl[0], 0, "chat", NULL) >= 0 && cl[0].n_events > 0 &&
+         cl[1].peers_n == 2;
+}
+static int n_chats;
+static int p_chats_done(void) {
+  int n = 0;
+  for (int i = 0; i < cl[0].n_events; i++) n += ptype(cl[0].events[i], "chat");
+  return n >= n_chats;
+}
+
+static void test_slow_page(void) {
+  max_ctl_queued = 40; /* so its audio (50 frames/s into a ring of 32) overflows first */
+  int rc = setup(NULL, NULL);
+  max_ctl_queued = 0;
+  if (rc < 0) return;
+  /* the stuck page: handshake + one masked text frame (mask key 0) with its hello */
+  memset(&stuck, 0, sizeof stuck);
+  int port = kmk_room_port(room);
+  int n = snprintf(stuck.req, sizeof stuck.req,
+                   "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:%d\r\n\r\n",
+                   port, port);
+  const char *hello_json = "{\"type\":\"hello\",\"name\":\"stuck\",\"rate\":16000}";
+  size_t hl = strlen(hello_json);
+  unsigned char *f = (unsigned char *)stuck.req + n;
+  f[0] = 0x81;
+  f[1] = (unsigned char)(0x80 | hl);
+  memset(f + 2, 0, 4);
+  memcpy(f + 6, hello_json, hl);
+  stuck.req_len = (size_t)n + 6 + hl;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  uv_tcp_init(&loop, &stuck.tcp);
+  CHECK_EQ_INT(uv_tcp_open(&stuck.tcp, fd), 0);
+  stuck.conn.data = &stuck;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", port, &a);
+  uv_tcp_connect(&stuck.conn, &stuck.tcp, (const struct sockaddr *)&a, stuck_connected);
+  CHECK(run_until(p_stuck_connected, 5000));
+  run_for(500); /* the persona greets "stuck": its voice fills the pipe */
+  /* a normal page joins and chats while the stuck one is not reading */
+  connect_to(&cl[0], "self", NULL);
+  connect_to(&cl[1], "self", NULL);
+  run_for(300);
+  hello(&cl[0], "reader");
+  hello(&cl[1], "other");
+  n_chats = 0;
+  for (int i = 0; i < 40; i++) { /* questions: the persona's spoken answers fill the pipe */
+    char buf[100];
+    snprintf(buf, sizeof buf, "{\"type\":\"chat\",\"text\":\"Kameko, what is your name? %d\"}", i);
+    send_text(&cl[0], buf);
+    n_chats++;
+    run_for(250); /* within the JSON rate */
+    kmk_room_stats st;
+    kmk_room_get_stats(room, &st);
+    if (st.slow_kills) break;
+  }
+  CHECK(run_until(p_slow_killed, 20000));
+  CHECK(run_until(p_chats_done, 5000));
+  kmk_room_stats st;
+  kmk_room_get_stats(room, &st);
+  printf("slow page: cut off after %d chat lines; %llu agent frames dropped for it first\n", n_chats,
+         (unsigned long long)st.audio_dropped);
+  CHECK_EQ_INT(st.slow_kills, 1);
+  CHECK(st.audio_dropped > 0); /* its audio went first (drop oldest), control messages after */
+  CHECK(!cl[0].closed && !cl[1].closed);
+  CHECK_EQ_INT(cl[1].peers_n, 2); /* reader and other: the stuck page left */
+  uv_close((uv_handle_t *)&stuck.tcp, NULL);
+  teardown();
+}
+
 /* ---------------------------------------------------------------- static files */
 
 typedef struct {
@@ -714,6 +820,7 @@ int main(void) {
   if (!only || strstr(only, "http")) RUN(test_http);
   if (!only || strstr(only, "token")) RUN(test_token);
   if (!only || strstr(only, "limits")) RUN(test_limits);
+  if (!only || strstr(only, "slow")) RUN(test_slow_page);
   if (!only || strstr(only, "conversation")) RUN(test_conversation);
   return check_done();
 }
