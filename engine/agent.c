@@ -469,6 +469,7 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start the cloud providers (bad base URL?)");
     goto fail;
   }
+  ag_gates_start(a);
   int llm = a->llm != NULL;
   for (size_t p = 0; p < o->n_personas; p++) {
     kmk_brain_opts bo = {.scripts_dir = o->scripts_dir,
@@ -525,6 +526,7 @@ fail:
 void kmk_agent_free(kmk_agent *a) {
   if (!a) return;
   if (a->tick_timer) uv_timer_stop(a->tick_timer);
+  ag_gates_stop(a);
   ag_stop_cloud(a); /* network first (runs the loop until its handles closed; the agent is whole) */
   /* Workers first: their pending done callbacks still see a whole agent. */
   if (a->tts_job) kmk_job_cancel(a->tts_job);

@@ -161,14 +161,20 @@ static void stt_run(kmk_job *job) {
   j->run_ms = ms_since(t0);
 }
 
-static void emit_dropped(kmk_agent *a, const stt_job *j, const char *reason, const char *provider,
-                         const char *text) {
+static void emit_dropped_p(kmk_agent *a, const stt_job *j, const char *reason,
+                           const char *provider, const char *text, const char *pattern) {
   cJSON *ev = kmk_event_new(now(a), "transcript_dropped", j->speaker);
   cJSON_AddStringToObject(ev, "reason", reason);
   if (provider) cJSON_AddStringToObject(ev, "provider", provider);
   if (text) cJSON_AddStringToObject(ev, "text", text);
+  if (pattern) cJSON_AddStringToObject(ev, "pattern", pattern);
   cJSON_AddNumberToObject(ev, "audio_s", (double)j->n / STREAM_RATE);
   ag_emit(a, ev);
+}
+
+static void emit_dropped(kmk_agent *a, const stt_job *j, const char *reason, const char *provider,
+                         const char *text) {
+  emit_dropped_p(a, j, reason, provider, text, NULL);
 }
 
 static void emit_transcript(kmk_agent *a, const stt_job *j, const char *text, const char *lang_in,
@@ -257,9 +263,11 @@ static void groq_done(void *ud, const kmk_groq_result *r) {
   const char *text = r->t && r->t->text ? r->t->text : "";
   const char *lang = r->t && r->t->lang[0] ? r->t->lang : "en";
   kmk_gate_reason g = kmk_gate_transcript(&a->gates, text, lang, r->segments, r->n_segments);
+  const char *pattern = g == KMK_GATE_PASS ? kmk_gate_lists_pattern(a->gate_lists, text, lang) : NULL;
+  if (pattern) g = KMK_GATE_KNOWN_PHRASE;
   if (g == KMK_GATE_PASS && kmk_echo_match(&a->echo, &a->gates, text, now(a))) g = KMK_GATE_ECHO;
   if (g != KMK_GATE_PASS)
-    emit_dropped(a, j, kmk_gate_reason_name(g), "groq", text);
+    emit_dropped_p(a, j, kmk_gate_reason_name(g), "groq", text, pattern);
   else
     emit_transcript(a, j, text, lang, r->t->confidence, "groq", stt_ms, r->total_ms);
   stt_job_free(j);

@@ -29,6 +29,7 @@
 #include "kameko/evq.h"
 #include "kameko/log.h"
 #include "kameko/speech.h"
+#include "kameko/gate_lists.h"
 #include "kameko/worker.h"
 
 #define MAX_PERSONAS 8
@@ -124,6 +125,9 @@ struct kmk_agent {
   kmk_llm *llm;
   kmk_edge *edge;
   kmk_gate_opts gates;
+  kmk_gate_lists *gate_lists;     /* scripts/gates.lua (NULL: the built-in lists) */
+  kmk_file_watch *gates_watch;
+  char gates_path[1024];
   kmk_echo_memory echo;
   struct cloud_stt *cloud_stt;    /* Groq requests in flight */
   struct llm_call *llm_calls;     /* LLM requests in flight */
@@ -193,6 +197,9 @@ char *ag_stop_playback(kmk_agent *a, const char *reason, const char *by);
 void ag_teach_names(kmk_agent *a);
 void ag_to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms);
 void ag_update_on_tick(kmk_agent *a);
+/* agent_gates.c: the Lua-edited hallucination lists (loaded with cloud STT on, hot reloaded) */
+void ag_gates_start(kmk_agent *a);
+void ag_gates_stop(kmk_agent *a);
 /* frees an LLM call (cancelled when req still set), detaching an early reply it feeds */
 void ag_llm_call_free(kmk_agent *a, llm_call *c, int cancel);
 /* early speech: an LLM answer's first sentence (agent_voice.c) */

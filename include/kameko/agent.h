@@ -113,6 +113,10 @@ int kmk_agent_forget(kmk_agent *a, const char *speaker);
 void kmk_agent_set_muted(kmk_agent *a, int muted);
 int kmk_agent_muted(const kmk_agent *a);
 
+/* Reloads scripts/gates.lua (the hallucination phrase/pattern lists for cloud STT) now, as a
+ * change to the file would; "gates_reload" tells how it went. No-op without cloud STT. */
+void kmk_agent_reload_gates(kmk_agent *a);
+
 /* Barge-in and playback control for transports. Whenever the agent's voice is cut off (a person
  * starts speaking over it, a mute, the speaking persona leaving the cast) the event
  *     "playback_stop" {t, speaker: persona, persona, reason: "barge_in" | "muted" | "cast",

@@ -336,6 +336,7 @@ static void test_cancel_inflight(void) {
   kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
   CHECK(a != NULL);
   if (!a) return;
+  kmk_agent_reload_gates(a); /* scripts/gates.lua, as an edit would: the shipped lists load */
   kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
   for (int i = 0; i < 150 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 20); /* join's LLM */
   CHECK_EQ_INT(kmk_agent_jobs_pending(a), 0);
@@ -383,6 +384,12 @@ static void test_cancel_inflight(void) {
   CHECK(pfind(&e, 0, "speech_end", "bob") > in);
   CHECK(pfind(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
   CHECK(pfind(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
+  int gr = pfind(&e, 0, "gates_reload", NULL);
+  CHECK(gr >= 0);
+  if (gr >= 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[gr], "ok")));
+    CHECK(pnum(e.ev[gr], "patterns") >= 4 && pnum(e.ev[gr], "phrases") > 20);
+  }
   pevents_free(&e);
 }
 

@@ -5,6 +5,11 @@
 
 #include "check.h"
 #include "kameko/cloud.h"
+#include "kameko/gate_lists.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static void test_audio_gate(void) {
   kmk_gate_opts o;
@@ -121,7 +126,106 @@ static void test_custom_lists(void) {
   CHECK_STR(d[1].lang, "ru");
 }
 
+/* scripts/gates.lua: the shipped lists load, match like the built-in ones and add patterns */
+static void test_lua_lists(void) {
+  char err[512] = "";
+  kmk_gate_lists *g = kmk_gate_lists_load(KMK_SOURCE_DIR "/scripts/gates.lua", err, sizeof err);
+  CHECK(g != NULL);
+  if (!g) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  int ph = 0, pt = 0, langs = 0;
+  kmk_gate_lists_counts(g, &ph, &pt, &langs);
+  CHECK_EQ_INT(langs, 2);
+  CHECK(ph > 20 && pt >= 4);
+  kmk_gate_opts o;
+  kmk_gate_opts_default(&o);
+  kmk_gate_lists_apply(g, &o);
+  CHECK_EQ_INT(o.n_lists, 2);
+  CHECK(kmk_gate_known_phrase_in(&o, "Thank you for watching!", "en"));
+  CHECK(kmk_gate_known_phrase_in(&o, "Продолжение следует...", "ru"));
+  CHECK(!kmk_gate_known_phrase_in(&o, "Thank you for the tea.", "en"));
+  /* patterns: a lone "thank you", a word four times over, a lone Russian "спасибо" */
+  CHECK(kmk_gate_lists_pattern(g, "Thank you.", "en") != NULL);
+  CHECK(kmk_gate_lists_pattern(g, "Thank you for the tea.", "en") == NULL);
+  CHECK(kmk_gate_lists_pattern(g, "okay okay okay okay okay", "en") != NULL);
+  CHECK(kmk_gate_lists_pattern(g, "Спасибо!", "ru") != NULL);
+  CHECK(kmk_gate_lists_pattern(g, "Спасибо!", "en") == NULL); /* per language */
+  CHECK(kmk_gate_lists_pattern(g, "Спасибо!", NULL) != NULL);  /* any */
+  CHECK(kmk_gate_lists_pattern(g, "Спасибо за помощь, друг", "ru") == NULL);
+  kmk_gate_lists_apply(NULL, &o);
+  CHECK(o.lists == NULL);
+  kmk_gate_lists_free(g);
+}
+
+static int write_tmp(char *path, size_t n, const char *text) {
+  snprintf(path, n, "/tmp/kmk_gates_XXXXXX");
+  int fd = mkstemp(path);
+  if (fd < 0) return -1;
+  FILE *f = fdopen(fd, "w");
+  fputs(text, f);
+  fclose(f);
+  return 0;
+}
+
+/* an edited file: its own phrases replace the built-in ones; broken edits are refused */
+static void test_lua_lists_edited(void) {
+  char path[64], err[512];
+  CHECK_EQ_INT(write_tmp(path, sizeof path,
+                         "local M = {}\n"
+                         "M.lists = {en = {exact = {\"Banana split!\"}, patterns = {\"^be+p$\"}}}\n"
+                         "function M.export() return M.lists end\n"
+                         "function M.match(t, lang)\n"
+                         "  local n = kmk.lower(t):gsub('[%p]', '')\n"
+                         "  for _, p in ipairs(M.lists.en.patterns) do if n:find(p) then return p end end\n"
+                         "end\n"
+                         "return M\n"), 0);
+  kmk_gate_lists *g = kmk_gate_lists_load(path, err, sizeof err);
+  CHECK(g != NULL);
+  if (g) {
+    kmk_gate_opts o;
+    kmk_gate_opts_default(&o);
+    kmk_gate_lists_apply(g, &o);
+    CHECK_EQ_INT(kmk_gate_transcript(&o, "banana split", "en", NULL, 0), KMK_GATE_KNOWN_PHRASE);
+    CHECK_EQ_INT(kmk_gate_transcript(&o, "Thank you for watching", "en", NULL, 0), KMK_GATE_PASS);
+    CHECK(kmk_gate_lists_pattern(g, "Beeeep!", "en") != NULL);
+    kmk_gate_lists_free(g);
+  }
+  unlink(path);
+  /* a syntax error names the file and line */
+  CHECK_EQ_INT(write_tmp(path, sizeof path, "local M = {}\nM.lists = {en = {exact = {'a'}\nreturn M\n"), 0);
+  CHECK(kmk_gate_lists_load(path, err, sizeof err) == NULL);
+  CHECK(strstr(err, path) != NULL);
+  unlink(path);
+  /* the shipped export() validates: a bad pattern and a non-string phrase are refused */
+  FILE *f = fopen(KMK_SOURCE_DIR "/scripts/gates.lua", "r");
+  static char src[1 << 16];
+  size_t n = f ? fread(src, 1, sizeof src - 1, f) : 0;
+  if (f) fclose(f);
+  src[n] = 0;
+  char *ret = strstr(src, "\nreturn M");
+  CHECK(ret != NULL);
+  if (!ret) return;
+  *ret = 0;
+  const char *bad[] = {"M.lists.en.patterns = {'[a'}", "M.lists.ru.exact = {'ok', 42}",
+                       "M.lists.xx1 = {}"};
+  const char *why[] = {"not a valid Lua pattern", "ru.exact[2] must be a string", "language keys"};
+  for (int i = 0; i < 3; i++) {
+    static char text[(1 << 16) + 256];
+    snprintf(text, sizeof text, "%s\n%s\nreturn M\n", src, bad[i]);
+    CHECK_EQ_INT(write_tmp(path, sizeof path, text), 0);
+    err[0] = 0;
+    CHECK(kmk_gate_lists_load(path, err, sizeof err) == NULL);
+    if (!strstr(err, why[i])) fprintf(stderr, "got: %s\n", err);
+    CHECK(strstr(err, why[i]) != NULL);
+    unlink(path);
+  }
+}
+
 int main(void) {
+  RUN(test_lua_lists);
+  RUN(test_lua_lists_edited);
   RUN(test_audio_gate);
   RUN(test_scores);
   RUN(test_known_phrases);
