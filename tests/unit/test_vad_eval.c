@@ -4,7 +4,10 @@
  * (energy 300 + 1 s silence) and our "spectral" detector + turn endpointer, and checks that the
  * scores stay in their bands. Measured when pinned (x86-64, flite 2.2, espeak-ng 1.51):
  *   energy:   F1 0.827, worst 0.761 (white 5 dB), delay p50 7790 ms, cut 5.8%
- *   spectral: F1 0.937, worst 0.880 (bg voices), delay p50 600 / p90 740 ms, cut 1.9%, 3.6 us/32 ms
+ *   spectral: F1 0.937, worst 0.873 (bg voices), delay p50 610 / p90 750 ms, cut 1.9%, 3.6 us/32 ms
+ *   presets:  snappy p50 530 ms, cut 5.8%; patient p50 790 ms, cut 1.9%
+ * It also pins the reason the default changed: the stream default (spectral + turn) beats the
+ * original design on every quality metric of the table.
  * A change that moves a number out of its band must update the band here AND the table in
  * engine/audio/README.md (run build/vad_eval for the full 24-minute corpus). Skips (passes) when
  * neither TTS voices nor recordings are installed. */
@@ -12,6 +15,7 @@
 #include "../../bench/vad_eval.c"
 
 #include "check.h"
+#include "kameko/stream.h"
 
 static ve_corpus corpus;
 static int have_corpus;
@@ -64,6 +68,35 @@ static void test_spectral_pins(void) {
 #endif
 }
 
+/* The stream default must beat the original design on every quality metric (why it is the
+ * default: kmk_stream_params_default), and the presets must order as documented. */
+static void test_default_beats_classic_and_presets_order(void) {
+  ve_config cf[8];
+  int n = ve_configs(cf);
+  CHECK(n >= 4);
+  ve_score e, t, sn, pa;
+  ve_score_corpus(&corpus, &cf[0], &e);
+  ve_score_corpus(&corpus, &cf[1], &t);
+  ve_score_corpus(&corpus, &cf[2], &sn);
+  ve_score_corpus(&corpus, &cf[3], &pa);
+  CHECK(t.f1 > e.f1 + 0.05);
+  CHECK(t.f1_worst > e.f1_worst + 0.05);
+  CHECK(t.delay_p50 < e.delay_p50 && t.delay_p90 < e.delay_p90);
+  CHECK(t.cut_pct <= e.cut_pct);
+  kmk_stream_params d, c;
+  kmk_stream_params_default(&d);
+  CHECK_STR(d.vad_name, cf[1].vad);
+  CHECK(memcmp(&d.endpoint, &cf[1].ep, sizeof d.endpoint) == 0);
+  CHECK_EQ_INT(kmk_stream_params_preset(&c, "classic"), 0);
+  CHECK_STR(c.vad_name, cf[0].vad);
+  CHECK(memcmp(&c.endpoint, &cf[0].ep, sizeof c.endpoint) == 0);
+  printf("presets:  snappy p50 %.0f cut %.1f%%; turn p50 %.0f cut %.1f%%; patient p50 %.0f cut "
+         "%.1f%%\n", sn.delay_p50, sn.cut_pct, t.delay_p50, t.cut_pct, pa.delay_p50, pa.cut_pct);
+  CHECK(sn.delay_p50 < t.delay_p50 && t.delay_p50 < pa.delay_p50);
+  CHECK(sn.delay_p50 <= 560);
+  CHECK(pa.cut_pct <= t.cut_pct && t.cut_pct <= sn.cut_pct);
+}
+
 int main(void) {
   kmk_log_set_level(KMK_LOG_ERROR);
   have_corpus = ve_corpus_build(&corpus, 6, 1) == 0;
@@ -74,6 +107,7 @@ int main(void) {
   RUN(test_corpus_shape);
   RUN(test_energy_baseline_band);
   RUN(test_spectral_pins);
+  RUN(test_default_beats_classic_and_presets_order);
   ve_corpus_free(&corpus);
   return check_done();
 }
