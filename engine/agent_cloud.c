@@ -189,6 +189,7 @@ static void emit_transcript(kmk_agent *a, const stt_job *j, const char *text, co
   cJSON_AddNumberToObject(ev, "confidence", (double)(int)(confidence * 1000) / 1000);
   cJSON_AddNumberToObject(ev, "audio_s", (double)(int)((double)j->n / STREAM_RATE * 1000) / 1000);
   cJSON_AddStringToObject(ev, "provider", provider);
+  if (j->hint[0] && strcmp(provider, "groq") == 0) cJSON_AddStringToObject(ev, "lang_hint", j->hint);
   cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
   cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
   cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(decode_ms * 10) / 10);
@@ -265,6 +266,7 @@ static void groq_done(void *ud, const kmk_groq_result *r) {
   kmk_gate_reason g = kmk_gate_transcript(&a->gates, text, lang, r->segments, r->n_segments);
   const char *pattern = g == KMK_GATE_PASS ? kmk_gate_lists_pattern(a->gate_lists, text, lang) : NULL;
   if (pattern) g = KMK_GATE_KNOWN_PHRASE;
+  if (g == KMK_GATE_PASS) ag_lang_observe(a, j->speaker, j->hint, r->t ? r->t->lang : NULL);
   if (g == KMK_GATE_PASS && kmk_echo_match(&a->echo, &a->gates, text, now(a))) g = KMK_GATE_ECHO;
   if (g != KMK_GATE_PASS)
     emit_dropped_p(a, j, kmk_gate_reason_name(g), "groq", text, pattern);
@@ -297,7 +299,9 @@ void ag_start_stt(kmk_agent *a, stt_job *j) {
   }
   c->a = a;
   c->j = j;
-  int rc = kmk_groq_transcribe(a->groq, j->pcm, j->n, NULL, groq_done, c, &c->req);
+  const char *hint = ag_lang_hint(a, j->speaker);
+  snprintf(j->hint, sizeof j->hint, "%s", hint ? hint : "");
+  int rc = kmk_groq_transcribe(a->groq, j->pcm, j->n, hint, groq_done, c, &c->req);
   if (rc < 0) {
     free(c);
     if (rc != KMK_NET_EOPEN) {

@@ -51,6 +51,12 @@ struct kmk_speaker {
   double t0; /* timeline time of the stream's sample 0 */
   kmk_speaker_stream *stream;
   int in_speech;
+  /* language hint for cloud STT (agent_lang.c) */
+  char lang_set[8];     /* kmk_agent_speaker_set_lang: "ru", "en" ("" = not set) */
+  char lang_learned[8]; /* agreed by two detections in a row ("" = none yet) */
+  char lang_last[8];    /* the last detected language (auto requests only) */
+  int lang_agree;       /* detections in a row that agreed with lang_last */
+  int lang_uses;        /* hinted requests since the learned language was last re-checked */
   kmk_speaker *next;
 };
 
@@ -169,6 +175,7 @@ typedef struct {
   kmk_transcript tr;
   int rc;
   char err[256];
+  char hint[8]; /* the language hint sent with it ("" = auto) */
 } stt_job;
 
 static inline double now(kmk_agent *a) { return a->o.now(a->o.now_ud); }
@@ -197,6 +204,11 @@ char *ag_stop_playback(kmk_agent *a, const char *reason, const char *by);
 void ag_teach_names(kmk_agent *a);
 void ag_to_personas(kmk_agent *a, const cJSON *ev, uint64_t speech_end_ns, double stt_ms);
 void ag_update_on_tick(kmk_agent *a);
+/* agent_lang.c: the cloud STT language hint per speaker (NULL = let Whisper detect) and what a
+   detection teaches */
+kmk_speaker *ag_find_speaker(kmk_agent *a, const char *name);
+const char *ag_lang_hint(kmk_agent *a, const char *speaker);
+void ag_lang_observe(kmk_agent *a, const char *speaker, const char *hint, const char *detected);
 /* agent_gates.c: the Lua-edited hallucination lists (loaded with cloud STT on, hot reloaded) */
 void ag_gates_start(kmk_agent *a);
 void ag_gates_stop(kmk_agent *a);

@@ -73,6 +73,13 @@ int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len);
    The speaker pointer is invalid afterwards. */
 void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s);
 
+/* The language a person speaks, as a hint for cloud STT: "ru", "en" (any 2-3 letter code), or
+ * "auto"/NULL to let Whisper detect it. Without a setting the agent learns it (two detections in
+ * a row agreeing on a language the cast speaks; re-checked every 4th utterance) or uses the
+ * room's (every persona speaks one and the same language). Emits "speaker_lang". 0, or -1 for
+ * an unknown speaker or a bad code. */
+int kmk_agent_speaker_set_lang(kmk_agent *a, const char *speaker, const char *lang);
+
 /* A text-chat message from a person (a room's chat, a Discord text channel): logged as "chat"
    and shown to the personas like a transcript. Returns 0 or -1 for a bad argument. */
 int kmk_agent_chat(kmk_agent *a, const char *speaker, const char *text);

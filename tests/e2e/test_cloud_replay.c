@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "kameko/agent.h"
+#include "kameko/net.h"
 #include "test_net_peer.h"
 #include "test_personas_util.h"
 
@@ -309,6 +310,29 @@ static void run_for(uv_loop_t *loop, int ms) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* GET /control/last?service=stt: what the peer saw of our last Groq upload */
+static char g_last[4096];
+static int g_last_done;
+static void last_done(void *ud, kmk_http_req *r, int err, const kmk_http_resp *resp) {
+  (void)ud, (void)r, (void)err;
+  snprintf(g_last, sizeof g_last, "%s", resp && resp->body ? resp->body : "");
+  g_last_done = 1;
+}
+static void closed_cb(void *ud) { *(int *)ud = 1; }
+static void fetch_last_stt(uv_loop_t *loop) {
+  char u[128];
+  snprintf(u, sizeof u, "http://127.0.0.1:%d/control/last?service=stt", g_port);
+  kmk_http *h = kmk_http_new(loop);
+  kmk_http_opts o = {.url = u, .on_done = last_done};
+  g_last[0] = 0;
+  g_last_done = 0;
+  if (h && kmk_http_request(h, &o, NULL) == 0)
+    for (int i = 0; i < 500 && !g_last_done; i++) uv_run(loop, UV_RUN_ONCE);
+  int closed = 0;
+  if (h) kmk_http_close(h, closed_cb, &closed);
+  for (int i = 0; h && i < 1000 && !closed; i++) uv_run(loop, UV_RUN_ONCE);
+}
+
 static void test_cancel_inflight(void) {
   char out[400], path[600], err[1024], url[200];
   snprintf(out, sizeof out, "%s/cancel", tmpdir);
@@ -339,6 +363,10 @@ static void test_cancel_inflight(void) {
   kmk_agent_reload_gates(a); /* scripts/gates.lua, as an edit would: the shipped lists load */
   kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
   for (int i = 0; i < 150 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 20); /* join's LLM */
+  /* bob speaks Russian: the hint goes with his upload (checked below); bad codes are refused */
+  CHECK_EQ_INT(kmk_agent_speaker_set_lang(a, "bob", "ru"), 0);
+  CHECK_EQ_INT(kmk_agent_speaker_set_lang(a, "bob", "RU!"), -1);
+  CHECK_EQ_INT(kmk_agent_speaker_set_lang(a, "nobody", "en"), -1);
   CHECK_EQ_INT(kmk_agent_jobs_pending(a), 0);
   g_t = 1.0;
   CHECK_EQ_INT(kmk_agent_chat(a, "bob", "Kameko, what is your name?"), 0);
@@ -364,6 +392,8 @@ static void test_cancel_inflight(void) {
   free(b.pcm);
   run_for(&loop, 200);
   CHECK(kmk_agent_jobs_pending(a)); /* bob's utterance at the stalled Groq */
+  fetch_last_stt(&loop);
+  CHECK(strstr(g_last, "\"language\":\"ru\"") != NULL);
   kmk_agent_free(a);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_EQ_INT(uv_loop_close(&loop), 0);
@@ -384,6 +414,12 @@ static void test_cancel_inflight(void) {
   CHECK(pfind(&e, 0, "speech_end", "bob") > in);
   CHECK(pfind(&e, 0, "transcript", "bob") < 0); /* still at Groq when the agent was freed */
   CHECK(pfind(&e, 0, "error", NULL) < 0);       /* cancelled, not failed */
+  int sl = pfind(&e, 0, "speaker_lang", "bob");
+  CHECK(sl >= 0);
+  if (sl >= 0) {
+    CHECK_STR(pstr(e.ev[sl], "lang"), "ru");
+    CHECK_STR(pstr(e.ev[sl], "source"), "set");
+  }
   int gr = pfind(&e, 0, "gates_reload", NULL);
   CHECK(gr >= 0);
   if (gr >= 0) {
