@@ -165,8 +165,10 @@ export async function launchBrowser(executablePath, wav) {
     '--autoplay-policy=no-user-gesture-required',
     '--disable-gpu',
     '--disable-dev-shm-usage',
+    // only our own loopback page is loaded; the sandbox cannot start as root or in containers
+    // without user namespaces (CI)
+    '--no-sandbox',
   ];
-  if (typeof process.getuid === 'function' && process.getuid() === 0) args.push('--no-sandbox');
   return chromium.launch({ executablePath, headless: true, args, timeout: 60000 });
 }
 
