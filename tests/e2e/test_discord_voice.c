@@ -9,8 +9,9 @@
  * 2-core machine; the bench prints the real figures)); alice's speech did not trigger it; the
  * counters saw the malformed, RTCP, undecryptable, lost, reordered and early packets. Then voice
  * close 4015 -> RESUMING -> resumed (op 7 with seq_ack -> op 9); close 4014 -> CLOSED with 4014
- * and no reconnect. A second test runs the XChaCha20 mode only. uv_loop_close succeeds at the end
- * (no handle leaked). Prints "skipped" and passes without tests/peers/discord/node_modules.
+ * and no reconnect. A second test runs the XChaCha20 mode only; a third runs DAVE (protocol 1) with
+ * @snazzah/davey users: the bot joins the MLS group, hears bob's DAVE-encrypted speech and answers
+ * with frames davey decrypts. uv_loop_close succeeds at the end (no handle leaked). Prints "skipped" and passes without tests/peers/discord/node_modules.
  */
 #include <math.h>
 #include <signal.h>
@@ -84,7 +85,7 @@ static void peer_handle_closed(uv_handle_t *h) {
   p->open_handles--;
 }
 
-static int peer_start(peer *p, const char *modes) {
+static int peer_start(peer *p, const char *modes, const char *users) {
   memset(p, 0, sizeof *p);
   uv_pipe_init(&loop, &p->in, 0);
   uv_pipe_init(&loop, &p->out, 0);
@@ -93,7 +94,7 @@ static int peer_start(peer *p, const char *modes) {
   char script[512];
   snprintf(script, sizeof script, "%s/tests/peers/discord/voice.js", KMK_SOURCE_DIR);
   char *args[] = {"node", script, "--standalone", "--modes", (char *)modes, "--out", tmpdir,
-                  "--hb", "500", NULL};
+                  "--hb", "500", users ? "--dave" : NULL, "--users", (char *)users, NULL};
   uv_stdio_container_t io[3] = {
       {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&p->in},
       {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&p->out},
@@ -310,13 +311,13 @@ static void agent_stop(agent_env *e) {
   g_nev = 0;
 }
 
-static kmk_dvoice *dvoice_start(peer *p, int li, kmk_agent *agent) {
+static kmk_dvoice *dvoice_start(peer *p, int li, kmk_agent *agent, int dave) {
   const cJSON *l = p->ev[li];
   kmk_dvoice_opts o = {.loop = &loop, .agent = agent, .endpoint = pstr(l, "endpoint"),
                        .plain_ws = 1, .guild_id = pstr(l, "guild_id"),
                        .channel_id = pstr(l, "channel_id"), .user_id = pstr(l, "user_id"),
                        .session_id = pstr(l, "session_id"), .token = pstr(l, "token"),
-                       .max_dave_version = 0, .user_name = user_name, .on_state = on_state,
+                       .max_dave_version = dave, .user_name = user_name, .on_state = on_state,
                        .now = clock_now};
   char err[256];
   kmk_dvoice *v = kmk_dvoice_new(&o, err, sizeof err);
@@ -366,7 +367,7 @@ static void test_conversation(void) {
   CHECK(write_packets(bob, "kal16", BOB_LINE) == 0);
 
   peer p;
-  CHECK(peer_start(&p, "aes,xchacha") == 0);
+  CHECK(peer_start(&p, "aes,xchacha", NULL) == 0);
   int li = peer_wait(&p, "listening", 0, 20);
   CHECK(li >= 0);
   if (li < 0) {
@@ -375,7 +376,7 @@ static void test_conversation(void) {
   }
   agent_env env;
   CHECK(agent_start(&env) == 0);
-  kmk_dvoice *v = dvoice_start(&p, li, env.agent);
+  kmk_dvoice *v = dvoice_start(&p, li, env.agent, 0);
   CHECK(v != NULL);
   run_until_state(KMK_DVOICE_READY, 20);
   CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
@@ -491,7 +492,7 @@ static void test_xchacha_only(void) {
   char alice[400], cmd[1024];
   snprintf(alice, sizeof alice, "%s/alice.pkt", tmpdir);
   peer p;
-  CHECK(peer_start(&p, "xchacha") == 0);
+  CHECK(peer_start(&p, "xchacha", NULL) == 0);
   int li = peer_wait(&p, "listening", 0, 20);
   CHECK(li >= 0);
   if (li < 0) {
@@ -499,7 +500,7 @@ static void test_xchacha_only(void) {
     return;
   }
   g_state = KMK_DVOICE_CONNECTING;
-  kmk_dvoice *v = dvoice_start(&p, li, NULL);
+  kmk_dvoice *v = dvoice_start(&p, li, NULL, 0);
   run_until_state(KMK_DVOICE_READY, 20);
   CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
   CHECK(strcmp(g_why, "aead_xchacha20_poly1305_rtpsize") == 0);
@@ -516,6 +517,70 @@ static void test_xchacha_only(void) {
   peer_stop(&p);
 }
 
+/* DAVE (protocol version 1) with davey users: the bot joins the MLS group the gateway builds
+ * (op 25 -> our key package -> Add proposals -> our commit + Welcome -> davey users join ->
+ * announce -> ready -> execute), then bob's DAVE-encrypted speech is heard and answered with a
+ * reply davey decrypts. */
+static void test_dave_conversation(void) {
+  if (!have_peer()) return;
+  struct stat sb;
+  if (stat(KMK_SOURCE_DIR "/tests/peers/discord/node_modules/@snazzah/davey", &sb) != 0) {
+    printf("DAVE: skipped (no @snazzah/davey)\n");
+    return;
+  }
+  char bob[400], cmd[1024];
+  snprintf(bob, sizeof bob, "%s/bob.pkt", tmpdir);
+  peer p;
+  CHECK(peer_start(&p, "aes,xchacha", ALICE_ID "," BOB_ID) == 0);
+  int li = peer_wait(&p, "listening", 0, 20);
+  CHECK(li >= 0);
+  if (li < 0) {
+    peer_stop(&p);
+    return;
+  }
+  agent_env env;
+  CHECK(agent_start(&env) == 0);
+  g_state = KMK_DVOICE_CONNECTING;
+  kmk_dvoice *v = dvoice_start(&p, li, env.agent, 1);
+  run_until_state(KMK_DVOICE_READY, 20);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
+  int dr = peer_wait(&p, "dave_ready", 0, 30);
+  CHECK(dr >= 0);
+  if (dr < 0)
+    for (int i = 0; i < p.n_ev; i++)
+      if (strncmp(evname(p.ev[i]), "dave", 4) == 0) {
+        char *js = cJSON_PrintUnformatted(p.ev[i]);
+        fprintf(stderr, "peer: %s\n", js);
+        free(js);
+      }
+  if (dr >= 0) printf("DAVE ready: epoch %d, voice privacy code %s\n", (int)pnum(p.ev[dr], "epoch"),
+                      pstr(p.ev[dr], "code"));
+  CHECK(peer_count(&p, "dave_error") == 0);
+  CHECK(peer_count(&p, "dave_invalid") == 0);
+  /* the greeting (its first frames may have been dropped while no key existed) */
+  peer_wait(&p, "utterance", 0, 60);
+  run_for(1.0);
+  int mark = p.n_ev;
+  snprintf(cmd, sizeof cmd, "{\"cmd\":\"play\",\"user\":\"" BOB_ID "\",\"file\":\"%s\"}", bob);
+  peer_cmd(&p, cmd);
+  int u = peer_wait(&p, "utterance", mark, 90);
+  CHECK(u >= 0);
+  if (u >= 0) {
+    CHECK_EQ_INT((int)pnum(p.ev[u], "dave_failed"), 0);
+    check_utterance(p.ev[u], "DAVE reply");
+  }
+  int bt = ev_find(0, "transcript", "bob");
+  CHECK(bt >= 0);
+  if (bt >= 0) printf("bob heard through DAVE: \"%s\"\n", pstr(g_ev[bt], "text"));
+  kmk_dvoice_stats s;
+  kmk_dvoice_get_stats(v, &s);
+  CHECK(s.rx_packets > 50);
+  CHECK_EQ_INT(s.rx_dave_failed, 0);
+  dvoice_stop(v);
+  agent_stop(&env);
+  peer_stop(&p);
+}
+
 int main(void) {
   kmk_log_set_level(KMK_LOG_WARN);
   signal(SIGPIPE, SIG_IGN);
@@ -527,6 +592,7 @@ int main(void) {
   uv_timer_start(&g_tick, tick_cb, 50, 50);
   RUN(test_conversation);
   RUN(test_xchacha_only);
+  RUN(test_dave_conversation);
   uv_close((uv_handle_t *)&g_tick, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   int lc = uv_loop_close(&loop);

@@ -9,7 +9,11 @@
 // utterance as a packet file of the same format for the test to decode.
 //
 // Library: startVoice(opts) -> Promise<{endpoint, token, session_id, close()}> (used by peer.js).
-// Standalone: `node voice.js --standalone [--modes aes,xchacha] [--out DIR]` prints one JSON line
+// DAVE (opts.dave / --dave; voice_dave.js with @snazzah/davey): session description says protocol
+// version 1, op 25 external sender, op 26 key package in -> op 27 Add proposals, op 28 commit +
+// Welcome in -> davey users join, op 29 announce -> op 23 ready in -> op 22 execute; users' Opus is
+// DAVE-encrypted, the bot's decrypted (failures counted in utterance.dave_failed).
+// Standalone: `node voice.js --standalone [--modes aes,xchacha] [--out DIR] [--dave] [--users ID,ID]` prints one JSON line
 // {"ev":"listening", endpoint, token, session_id, guild_id, user_id, channel_id} and then event
 // lines; commands arrive as JSON lines on stdin:
 //   {"cmd":"play","user":"ID","file":PATH,"drop":[i..],"swap":[i..],"early":N}
@@ -133,8 +137,15 @@ function startVoice(opts = {}) {
   const botSsrc = 1000;
   const st = {
     ws: null, seq: 0, key: null, mode: null, bot: null, users: new Map(), identified: false,
-    utter: null, utterances: 0, nextSsrc: 2000,
+    utter: null, utterances: 0, nextSsrc: 2000, botKp: null,
+    dave: null,
   };
+  if (opts.dave) {
+    const { DaveGateway } = require('./voice_dave.js'); // needs @snazzah/davey
+    st.dave = new DaveGateway(channelId, botId);
+  }
+
+  for (const id of opts.users || []) userOf(id); // in the channel before the bot (op 11 at identify)
 
   const udp = dgram.createSocket('udp4');
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -145,9 +156,46 @@ function startVoice(opts = {}) {
     st.ws.send(JSON.stringify({ op, d, seq: st.seq }));
   }
 
+  function sendBin(op, payload) {
+    if (!st.ws || st.ws.readyState !== 1) return;
+    st.seq++;
+    const h = Buffer.alloc(3);
+    h.writeUInt16BE(st.seq & 0xffff, 0);
+    h[2] = op;
+    st.ws.send(Buffer.concat([h, payload]), { binary: true });
+  }
+
+  // DAVE: Add proposals for users at the group's current epoch
+  function daveAdd(ids) {
+    const kps = ids.map((id) => st.dave.kps.get(id));
+    if (kps.length) sendBin(27, st.dave.addProposals(kps, st.dave.epoch()));
+  }
+
+  function onBinary(data) {
+    const op = data[0];
+    const payload = data.subarray(1);
+    emit({ ev: 'dave_op', op, len: payload.length });
+    if (!st.dave) return;
+    if (op === 26) { // the bot's key package: its own pending group; the gateway proposes the others
+      st.botKp = Buffer.from(payload);
+      daveAdd([...st.dave.users.keys()]);
+    } else if (op === 28) {
+      try {
+        const r = st.dave.onCommitWelcome(payload);
+        emit({ ev: 'dave_commit', welcome: !!r.welcome, transition: r.transition });
+        const t = Buffer.alloc(2);
+        t.writeUInt16BE(r.transition, 0);
+        sendBin(29, Buffer.concat([t, r.commit]));
+      } catch (e) {
+        emit({ ev: 'dave_error', why: String(e.message || e) });
+      }
+    }
+  }
+
   function userOf(id) {
     let u = st.users.get(id);
     if (!u) {
+      if (st.dave) st.dave.addUser(id);
       u = { id, ssrc: st.nextSsrc++, seq: Math.floor(Math.random() * 65536), ts: 0, counter: 0 };
       st.users.set(id, u);
     }
@@ -176,8 +224,9 @@ function startVoice(opts = {}) {
         const h = Buffer.alloc(12);
         h[0] = 0x80; h[1] = 0x78;
         h.writeUInt16BE(e.seq, 2); h.writeUInt32BE(e.ts, 4); h.writeUInt32BE(u.ssrc, 8);
+        const media = st.dave ? st.dave.encrypt(u.id, e.p) : e.p;
         if (st.bot && st.key)
-          udp.send(seal(st.mode, st.key, u.counter++ >>> 0, h, e.p), st.bot.port, st.bot.address);
+          udp.send(seal(st.mode, st.key, u.counter++ >>> 0, h, media), st.bot.port, st.bot.address);
       }
       if (k < list.length) setTimeout(step, Math.max(1, t0 + 20 * k - Date.now()));
       else emit({ ev: 'play_done', user: u.id, packets: pkts.length, dropped: drop.size });
@@ -213,6 +262,11 @@ function startVoice(opts = {}) {
     }
     u.last = { seq: r.seq, ts: r.ts, counter: r.counter, t };
     if (u.first === undefined) u.first = t;
+    if (st.dave) {
+      const dec = st.dave.decrypt(r.payload);
+      if (!dec) u.dave_failed++;
+      else r.payload = dec;
+    }
     u.pkts.push(r.payload);
     const silence = r.payload.length === 3 && r.payload[0] === 0xf8 && r.payload[1] === 0xff && r.payload[2] === 0xfe;
     if (silence) u.tail++; else { u.tail = 0; u.voiced++; }
@@ -220,7 +274,7 @@ function startVoice(opts = {}) {
 
   function newUtterance(implicit) {
     return { pkts: [], gaps: [], voiced: 0, tail: 0, seq_ok: true, ts_ok: true, nonce_ok: true,
-      header_ok: true, last: null, start: Date.now(), implicit, speaking_late_ms: 0 };
+      header_ok: true, last: null, start: Date.now(), implicit, speaking_late_ms: 0, dave_failed: 0 };
   }
 
   function finishUtterance() {
@@ -234,7 +288,7 @@ function startVoice(opts = {}) {
     if (u.implicit || u.speaking_late_ms > 250) emit({ ev: 'rtp_without_speaking' });
     emit({ ev: 'utterance', n: st.utterances, packets: u.pkts.length, voiced: u.voiced,
       silence_tail: u.tail, seq_ok: u.seq_ok, ts_ok: u.ts_ok, nonce_ok: u.nonce_ok,
-      header_ok: u.header_ok, gap_p50: pct(dev, 0.5), gap_p99: pct(dev, 0.99),
+      header_ok: u.header_ok, dave_failed: u.dave_failed, gap_p50: pct(dev, 0.5), gap_p99: pct(dev, 0.99),
       gap_max: dev.length ? Math.max(...dev) : 0, span_ms: u.last ? u.last.t - u.first : 0,
       start_ms: u.start, file });
   }
@@ -259,7 +313,7 @@ function startVoice(opts = {}) {
     st.ws = ws;
     let hbCount = 0;
     ws.on('message', (data, isBinary) => {
-      if (isBinary) { emit({ ev: 'binary', op: data[0] }); return; }
+      if (isBinary) { onBinary(data); return; }
       let m;
       try { m = JSON.parse(String(data)); } catch (e) { emit({ ev: 'bad_json' }); return; }
       const d = m.d || {};
@@ -291,8 +345,9 @@ function startVoice(opts = {}) {
           if (!modes.includes(mode)) { ws.close(4016, 'unknown encryption mode'); return; }
           st.mode = mode;
           st.key = crypto.randomBytes(32);
-          send(4, { mode, secret_key: [...st.key], dave_protocol_version: 0 });
+          send(4, { mode, secret_key: [...st.key], dave_protocol_version: st.dave ? 1 : 0 });
           for (const u of st.users.values()) send(5, { user_id: u.id, ssrc: u.ssrc, speaking: 0 });
+          if (st.dave) sendBin(25, st.dave.externalSender);
           break;
         }
         case 5: {
@@ -318,6 +373,18 @@ function startVoice(opts = {}) {
           send(9, null);
           break;
         }
+        case 23: { // ready for transition: execute it
+          emit({ ev: 'dave_ready_for_transition', transition_id: d.transition_id });
+          send(22, { transition_id: d.transition_id });
+          if (st.dave) {
+            st.dave.ready = true;
+            emit({ ev: 'dave_ready', epoch: st.dave.epoch(), code: st.dave.privacyCode() });
+          }
+          break;
+        }
+        case 31:
+          emit({ ev: 'dave_invalid', transition_id: d.transition_id });
+          break;
         default:
           emit({ ev: 'op', op: m.op });
       }
@@ -329,7 +396,12 @@ function startVoice(opts = {}) {
   function command(c) {
     switch (c.cmd) {
       case 'play': play(c); break;
-      case 'join': userOf(c.user); send(11, { user_ids: [c.user] }); break;
+      case 'join':
+        if (st.users.has(c.user)) break;
+        userOf(c.user);
+        send(11, { user_ids: [c.user] });
+        if (st.dave && st.botKp) daveAdd([c.user]); // the group exists: propose the Add
+        break;
       case 'leave': send(13, { user_id: c.user }); st.users.delete(c.user); break;
       case 'close': if (st.ws) st.ws.close(c.code || 4015, c.reason || 'test'); break;
       case 'garbage': garbage(); break;
@@ -364,7 +436,8 @@ if (require.main === module && process.argv.includes('--standalone')) {
   const arg = (k) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : undefined; };
   const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
   const modes = arg('--modes') ? arg('--modes').split(',') : undefined;
-  startVoice({ emit: out, modes, out: arg('--out'),
+  startVoice({ emit: out, modes, out: arg('--out'), dave: process.argv.includes('--dave'),
+    users: arg('--users') ? arg('--users').split(',') : undefined,
     heartbeat_interval: arg('--hb') ? Number(arg('--hb')) : undefined }).then((v) => {
     out({ ev: 'listening', endpoint: v.endpoint, token: v.token, session_id: v.session_id,
       guild_id: v.guild_id, channel_id: v.channel_id, user_id: v.user_id, out: v.out });
