@@ -101,8 +101,9 @@ export function synthTrack(dir, name, parts) {
 // --- the server ------------------------------------------------------------------------------
 
 // Starts `kameko room` on a free loopback port with offline providers; resolves {url, proc, out}
-// once it prints its URL. Its stdout/stderr go to <outDir>/kameko.log.
-export function startRoom({ build, src, outDir, extraArgs = [], timeoutMs = 60000 }) {
+// once it prints its URL. Its stdout/stderr go to <outDir>/kameko.log. personaDir (default: the
+// source tree's personas/) is where the cast and the watched persona files come from.
+export function startRoom({ build, src, outDir, personaDir, extraArgs = [], timeoutMs = 60000 }) {
   const bin = path.join(build, 'kameko');
   const env = { ...process.env };
   for (const k of ['GROQ_API_KEY', 'OPENROUTER_API_KEY', 'LLM_API_KEY', 'DISCORD_TOKEN', 'EDGE_TTS', 'EDGE_TTS_URL',
@@ -110,7 +111,7 @@ export function startRoom({ build, src, outDir, extraArgs = [], timeoutMs = 6000
   const emptyEnv = path.join(outDir, 'empty.env');
   fs.writeFileSync(emptyEnv, '');
   const events = path.join(outDir, 'room');
-  const args = ['--env', emptyEnv, '--set', 'KMK_ROOM_PORT=0', '--set', `KMK_PERSONA_DIR=${path.join(src, 'personas')}`,
+  const args = ['--env', emptyEnv, '--set', 'KMK_ROOM_PORT=0', '--set', `KMK_PERSONA_DIR=${personaDir || path.join(src, 'personas')}`,
     '--set', `KMK_SCRIPTS_DIR=${path.join(src, 'scripts')}`,
     // a loaded 2-core machine running sanitizer builds can stall a Lua call past the 5 ms default
     '--set', 'KMK_LUA_BUDGET_MS=250', 'room', '--out', events, ...extraArgs];

@@ -12,8 +12,9 @@
 // Test 2 (barge-in): while Kameko answers Alice, Carol unmutes and talks; every page gets the flush
 //   and its playback stops; the engine logs the interruption. The delays are printed (voice onset ->
 //   playback silent in Carol's page; speech_start event -> silent; the engine's own timeline).
-// Then Bob adds a persona with the cast picker (every page shows the new cast) and Alice types a
-// chat line (shown in Bob's page).
+// Then Bob adds a persona with the cast picker (every page shows the new cast), Alice types a
+// chat line (shown in Bob's page), and a broken save of kameko.lua (a copy) is refused with its
+// file:line in the reloads list, then the fixed file is taken.
 // Screenshots and logs go to BUILD_DIR/room_browser/. Exits 0 when every check passed, 1 otherwise;
 // prints "SKIPPED" and exits 0 only when no Chromium is installed and CI is not set.
 import fs from 'node:fs';
@@ -41,7 +42,8 @@ if (!chromiumPath) {
     console.error('FAIL: no Chromium found (tools/deps.sh installs Debian\'s chromium package)');
     process.exit(1);
   }
-  console.log(`SKIPPED: no Chromium at ${L.CHROMIUM_CANDIDATES.join(', ')} (install Debian's chromium, ` +
+  const where = process.env.KMK_CHROMIUM ? `KMK_CHROMIUM=${process.env.KMK_CHROMIUM}` : L.CHROMIUM_CANDIDATES.join(', ');
+  console.log(`SKIPPED: no Chromium at ${where} (install Debian's chromium, ` +
     'e.g. with tools/deps.sh, or set KMK_CHROMIUM)');
   process.exit(0);
 }
@@ -73,7 +75,13 @@ async function main() {
       { silence: 90 }]),
     carol: L.synthTrack(outDir, 'carol', [{ silence: 0.8 }, { say: 'Oh wait, I want to say something about the weather.', voice: 'awb' }]),
   };
-  const server = await L.startRoom({ build, src, outDir });
+  // the personas are copied so that the reload check can break one without touching the tree
+  const personaDir = path.join(outDir, 'personas');
+  fs.mkdirSync(personaDir);
+  for (const f of fs.readdirSync(path.join(src, 'personas'))) {
+    if (f.endsWith('.lua')) fs.copyFileSync(path.join(src, 'personas', f), path.join(personaDir, f));
+  }
+  const server = await L.startRoom({ build, src, outDir, personaDir });
   serverProc = server.proc;
   L.log(`room at ${server.url}; chromium ${chromiumPath}`);
   const browsers = [];
@@ -208,6 +216,26 @@ async function main() {
     await pages.Alice.press('#chat', 'Enter');
     await pages.Bob.waitForSelector('#transcript li[data-kind="chat"][data-speaker="Alice"]', { timeout: TIMEOUT });
     check(true, "Alice's chat line is shown in Bob's page");
+
+    // --- Persona reload results: a broken save is refused (file:line shown), a good one taken ------
+    const kameko = path.join(personaDir, 'kameko.lua');
+    const good = fs.readFileSync(kameko, 'utf8');
+    const save = (text) => { /* like an editor that saves by rename */
+      fs.writeFileSync(`${kameko}.tmp`, text);
+      fs.renameSync(`${kameko}.tmp`, kameko);
+    };
+    const reloads = (evs) => evs.filter((e) => e.type === 'persona_reload');
+    const n0 = reloads(await L.pageEvents(pages.Alice)).length;
+    save(good.replace(/\n/, '\nlocal = broken(\n'));
+    const bad = await L.waitEvents(pages.Alice, (evs) => reloads(evs).slice(n0).find((e) => e.ok === false),
+      'a refused reload', TIMEOUT);
+    const failLi = await pages.Alice.$eval('#reloads li.fail', (li) => li.textContent);
+    check(/kameko\.lua:\d+/.test(bad.error || '') && failLi.includes(bad.error),
+      `a broken save is refused and shown with its line (${failLi})`);
+    save(good);
+    await L.waitEvents(pages.Alice, (evs) => reloads(evs).slice(n0).find((e) => e.ok === true), 'a good reload', TIMEOUT);
+    const okLi = await pages.Alice.$eval('#reloads li.ok', (li) => li.textContent);
+    check(/reloaded in/.test(okLi), `the fixed file is reloaded and shown (${okLi})`);
     await new Promise((r) => setTimeout(r, 500));
     await new Promise((r) => setTimeout(r, 300));
     await pages.Bob.screenshot({ path: path.join(outDir, 'room-final.png'), fullPage: true });
