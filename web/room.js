@@ -304,8 +304,10 @@ function onEvent(ev) {
       break;
     case 'persona_reload': {
       const okay = ev.ok !== false;
+      let error = ev.error || 'error';
+      if (ev.file && error.startsWith(ev.file)) error = ev.file.split('/').pop() + error.slice(ev.file.length);
       addLog('#reloads', okay ? 'ok' : 'fail', [el('b', { text: ev.persona || ev.file || '?' }),
-        okay ? ` reloaded in ${ms(ev.ms)} ms` : ` kept the old version: ${ev.error || 'error'}`],
+        okay ? ` reloaded in ${ms(ev.ms)} ms` : ` kept the old version: ${error}`],
       { ok: String(okay) });
       break;
     }

@@ -230,7 +230,7 @@ async function main() {
     const bad = await L.waitEvents(pages.Alice, (evs) => reloads(evs).slice(n0).find((e) => e.ok === false),
       'a refused reload', TIMEOUT);
     const failLi = await pages.Alice.$eval('#reloads li.fail', (li) => li.textContent);
-    check(/kameko\.lua:\d+/.test(bad.error || '') && failLi.includes(bad.error),
+    check(/kameko\.lua:\d+/.test(bad.error || '') && failLi.includes(bad.error.slice(kameko.length - 'kameko.lua'.length)),
       `a broken save is refused and shown with its line (${failLi})`);
     save(good);
     await L.waitEvents(pages.Alice, (evs) => reloads(evs).slice(n0).find((e) => e.ok === true), 'a good reload', TIMEOUT);
