@@ -86,6 +86,7 @@ typedef struct conn {
   uint64_t audio_dropped;
   int voiced_run;              /* early barge-in: consecutive loud 10 ms pieces */
   int false_run;               /* early flushes from this page the agent did not confirm, in a row */
+  int onset_fired;             /* this loud run already flushed once */
 } conn;
 
 struct kmk_room {
@@ -253,6 +254,7 @@ static void on_event(void *ud, const cJSON *ev) {
     r->hold = 0;
     r->hold_by = NULL;
     r->held_n = 0;
+    r->last_voice_ns = 0; /* the agent is silent now: speech going on is no new barge-in */
     if (!early)
       flush_all(r, strcmp(reason, "muted") == 0 || strcmp(reason, "cast") == 0 ? reason : "barge_in");
   }
@@ -317,11 +319,13 @@ static void watch_onset(kmk_room *r, conn *c, const int16_t *pcm, size_t n) {
     long sum = 0;
     for (size_t i = 0; i < piece; i++) sum += labs((long)pcm[off + i]);
     c->voiced_run = sum / (long)piece > ONSET_LEVEL ? c->voiced_run + 1 : 0;
+    if (!c->voiced_run) c->onset_fired = 0;
   }
   uint64_t now = uv_hrtime();
   if (c->voiced_run * 10 < ONSET_MS || r->hold || !r->last_voice_ns ||
-      now - r->last_voice_ns > TALKING_NS || c->false_run >= MAX_FALSE_RUN)
+      now - r->last_voice_ns > TALKING_NS || c->false_run >= MAX_FALSE_RUN || c->onset_fired)
     return;
+  c->onset_fired = 1;
   r->hold = 1;
   r->hold_by = c;
   r->hold_until_ns = now + (uint64_t)HOLD_MS * 1000000ull;
