@@ -13,3 +13,5 @@ echo "== bench_reload (persona hot reload latency, Lua call per decision)"
 "$build/bench_reload"
 echo "== bench_discord_rx (Discord voice: decrypt + jitter + decode + VAD per stream; send pacing on the loop)"
 "$build/bench_discord_rx" 10
+echo "== bench_room (browser room server: barge-in flush delays, agent frame pacing at a page, loop lateness; 8 pages)"
+"$build/bench_room" 5 8
