@@ -458,6 +458,41 @@ static void test_conversation(void) {
   CHECK(s.rx_reordered >= 2);
   CHECK(s.tx_packets > 50);
 
+  /* barge-in: bob asks again; once the bot answers, alice talks over it: the agent cuts the
+     reply and the stream ends promptly (at most the 5 silence frames after the last voice) */
+  mark = p.n_ev;
+  snprintf(cmd, sizeof cmd,
+           "{\"cmd\":\"play\",\"user\":\"" BOB_ID "\",\"file\":\"%s\"}", bob);
+  peer_cmd(&p, cmd);
+  int bs = -1;
+  for (int from = mark; (bs = peer_wait(&p, "speaking", from, 60)) >= 0; from = bs + 1)
+    if (pnum(p.ev[bs], "speaking") == 1) break;
+  CHECK(bs >= 0);
+  if (bs >= 0) {
+    run_for(0.6);
+    int mark2 = p.n_ev;
+    snprintf(cmd, sizeof cmd,
+             "{\"cmd\":\"play\",\"user\":\"" ALICE_ID "\",\"file\":\"%s\"}", alice);
+    peer_cmd(&p, cmd);
+    int ps = peer_wait(&p, "play_start", mark2, 5);
+    int u3 = peer_wait(&p, "utterance", mark2, 30);
+    CHECK(ps >= 0 && u3 >= 0);
+    CHECK(ev_wait(0, "interrupted", NULL, 10) >= 0);
+    if (ps >= 0 && u3 >= 0) {
+      double cut_ms = pnum(p.ev[u3], "end_ms") - pnum(p.ev[ps], "t");
+      printf("barge-in: reply cut after %d voiced packets; speaking 0 came %.0f ms after alice "
+             "started\n", (int)pnum(p.ev[u3], "voiced"), cut_ms);
+      CHECK(pnum(p.ev[u3], "voiced") < 150); /* the whole reply is ~220 */
+      CHECK(cut_ms < 2000);                   /* VAD onset + 5 silence frames, loaded machine */
+      CHECK_EQ_INT((int)pnum(p.ev[u3], "silence_tail"), 5);
+    }
+    peer_wait(&p, "play_done", mark2, 30);
+  }
+
+  /* alice leaves: CLIENT_DISCONNECT -> the agent's leave event */
+  peer_cmd(&p, "{\"cmd\":\"leave\",\"user\":\"" ALICE_ID "\"}");
+  CHECK(ev_wait(0, "leave", "alice", 10) >= 0);
+
   /* voice server crash: 4015 -> resume with seq_ack -> op 9 -> READY again */
   mark = p.n_ev;
   peer_cmd(&p, "{\"cmd\":\"close\",\"code\":4015}");
@@ -513,6 +548,27 @@ static void test_xchacha_only(void) {
   kmk_dvoice_get_stats(v, &s);
   if (pd >= 0) CHECK_EQ_INT(s.rx_packets, (uint64_t)pnum(p.ev[pd], "packets"));
   CHECK_EQ_INT(s.rx_auth_failed, 0);
+
+  /* heartbeats unanswered: after two missed ACKs the bot drops the socket and resumes */
+  int resumed = g_resumed;
+  peer_cmd(&p, "{\"cmd\":\"noack\"}");
+  run_until_state(KMK_DVOICE_RESUMING, 10);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_RESUMING);
+  peer_cmd(&p, "{\"cmd\":\"ack\"}");
+  run_until_state(KMK_DVOICE_READY, 20);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
+  CHECK_EQ_INT(g_resumed, resumed + 1);
+  kmk_dvoice_get_stats(v, &s);
+  CHECK(s.hb_missed >= 1);
+
+  /* VOICE_SERVER_UPDATE: a fresh identify on the (same) endpoint, READY again */
+  int ids = peer_count(&p, "identify");
+  const cJSON *l = p.ev[li];
+  CHECK_EQ_INT(kmk_dvoice_server_update(v, pstr(l, "endpoint"), pstr(l, "token")), 0);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_CONNECTING);
+  run_until_state(KMK_DVOICE_READY, 20);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
+  CHECK_EQ_INT(peer_count(&p, "identify"), ids + 1);
   dvoice_stop(v);
   peer_stop(&p);
 }

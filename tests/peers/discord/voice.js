@@ -20,6 +20,7 @@
 //       early: SPEAKING is sent this many 20 ms slots after the first packet; drop: packet indices lost; swap: i and i+1 swapped
 //   {"cmd":"join","user":"ID"}  {"cmd":"leave","user":"ID"}  {"cmd":"close","code":4015}
 //   {"cmd":"garbage"}  (malformed datagrams, RTCP, a wrong-key packet: the bot must count and live)
+//   {"cmd":"noack"} / {"cmd":"ack"}  stop / resume answering heartbeats
 //   {"cmd":"quit"}
 // Events: connection, identify, resume, select, heartbeat (seq_ack check), speaking,
 // play_done, utterance {packets, voiced, silence_tail, seq_ok, ts_ok, gap_p50, gap_p99, gap_max,
@@ -215,6 +216,7 @@ function startVoice(opts = {}) {
       if (swap.has(i)) { const t = list[i]; list[i] = list[i + 1]; list[i + 1] = t; i++; }
     let k = 0;
     const t0 = Date.now();
+    emit({ ev: 'play_start', user: u.id, t: t0 });
     const speaking = () => send(5, { user_id: u.id, ssrc: u.ssrc, speaking: 1 });
     if (early) setTimeout(speaking, 20 * early); else speaking();
     const step = () => {
@@ -290,7 +292,7 @@ function startVoice(opts = {}) {
       silence_tail: u.tail, seq_ok: u.seq_ok, ts_ok: u.ts_ok, nonce_ok: u.nonce_ok,
       header_ok: u.header_ok, dave_failed: u.dave_failed, gap_p50: pct(dev, 0.5), gap_p99: pct(dev, 0.99),
       gap_max: dev.length ? Math.max(...dev) : 0, span_ms: u.last ? u.last.t - u.first : 0,
-      start_ms: u.start, file });
+      start_ms: u.start, end_ms: u.end_ms || Date.now(), file });
   }
 
   udp.on('message', (msg, rinfo) => {
@@ -362,6 +364,7 @@ function startVoice(opts = {}) {
             // UDP and the WebSocket race on loopback: the last packets may still be in flight
             const u = st.utter;
             u.ending = true;
+            u.end_ms = Date.now();
             setTimeout(() => { if (st.utter === u) finishUtterance(); }, 250);
           }
           break;
@@ -405,6 +408,8 @@ function startVoice(opts = {}) {
       case 'leave': send(13, { user_id: c.user }); st.users.delete(c.user); break;
       case 'close': if (st.ws) st.ws.close(c.code || 4015, c.reason || 'test'); break;
       case 'garbage': garbage(); break;
+      case 'noack': opts.noAck = true; break; // heartbeats go unanswered (the bot must resume)
+      case 'ack': opts.noAck = false; break;
       default: emit({ ev: 'unknown_cmd', cmd: c.cmd });
     }
   }
