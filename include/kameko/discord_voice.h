@@ -36,11 +36,16 @@ typedef struct {
   int max_dave_version;   /* 1 = DAVE (the default Discord requires), 0 = transport encryption only */
   /* display name for a user id (NULL or "" = the id is used); called when a speaker is created */
   const char *(*user_name)(void *ud, const char *user_id);
-  /* state changes; close_code is the voice gateway close code (0 when none) */
+  /* state changes, and each retry while CONNECTING / RESUMING (why = the reason); close_code is
+     the voice gateway close code (0 when none) */
   void (*on_state)(void *ud, kmk_dvoice_state st, int close_code, const char *why);
   void *ud;
   double (*now)(void *ud); /* timeline clock, seconds (the agent's clock) */
   void *now_ud;
+  /* optional: a WebSocket client to share (borrowed; must outlive the connection). NULL = the
+     connection makes its own. The controller shares its gateway's: libwebsockets 4.1 leaks a client
+     SSL_CTX (~700 KB with the system CAs) when two contexts live at once. */
+  struct kmk_ws *ws;
 } kmk_dvoice_opts;
 
 /* Starts connecting. Copies every string. NULL with err on bad options. */
