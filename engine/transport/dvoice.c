@@ -30,7 +30,8 @@ static const char *state_name(kmk_dvoice_state s) {
 }
 
 void dv_set_state(kmk_dvoice *v, kmk_dvoice_state st, int code, const char *why) {
-  if (v->state == st && st != KMK_DVOICE_CLOSED) return;
+  /* repeats are reported only for retries (CONNECTING / RESUMING again, with the reason) */
+  if (v->state == st && st == KMK_DVOICE_READY) return;
   if (v->state == KMK_DVOICE_CLOSED) return;
   v->state = st;
   KMK_INFO(TAG, "%s (code %d%s%s)", state_name(st), code, why && *why ? ": " : "", why ? why : "");
@@ -342,11 +343,12 @@ kmk_dvoice *kmk_dvoice_new(const kmk_dvoice_opts *o, char *err, size_t errlen) {
   v->tx_seq = (uint16_t)rand();
   v->tx_ts = (uint32_t)rand();
   if (v->token[0]) kmk_log_add_secret(v->token);
-  v->ws = kmk_ws_new(v->loop);
+  v->own_ws = o->ws == NULL;
+  v->ws = o->ws ? o->ws : kmk_ws_new(v->loop);
   v->pacer = calloc(1, sizeof *v->pacer);
   if (!v->ws || !v->pacer || !v->endpoint || !v->token) {
     if (err) snprintf(err, errlen, "out of memory or no WebSocket context");
-    if (v->ws) kmk_ws_close(v->ws, NULL, NULL);
+    if (v->ws && v->own_ws) kmk_ws_close(v->ws, NULL, NULL);
     free(v->pacer);
     free(v->endpoint); free(v->guild_id); free(v->channel_id); free(v->user_id);
     free(v->session_id); free(v->token);
@@ -463,9 +465,9 @@ void kmk_dvoice_close(kmk_dvoice *v, void (*closed)(void *ud), void *ud) {
   v->closed_ud = ud;
   if (v->conn) kmk_ws_close_conn(v->conn);
   v->conn = NULL;
-  v->open_handles = 3; /* hb, aux, ws context; media adds its own */
+  v->open_handles = v->own_ws ? 3 : 2; /* hb, aux, own ws context; media adds its own */
   uv_close((uv_handle_t *)&v->hb_timer, dv_handle_closed);
   uv_close((uv_handle_t *)&v->aux_timer, dv_handle_closed);
   dv_media_close(v);
-  kmk_ws_close(v->ws, ws_ctx_closed, v);
+  if (v->own_ws) kmk_ws_close(v->ws, ws_ctx_closed, v);
 }
