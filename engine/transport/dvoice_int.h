@@ -56,6 +56,7 @@ struct kmk_dvoice {
 
   kmk_dvoice_state state;
   kmk_ws *ws;
+  int own_ws; /* ws was created here (else borrowed from the controller) */
   kmk_ws_conn *conn;
   int resuming;        /* the current connection resumes (op 7) instead of identifying */
   int attempts;        /* consecutive failed (re)connects */
