@@ -103,6 +103,7 @@ struct kmk_room {
   int pacer_open;
   uv_timer_t *close_timer;
   int close_ticks, ctx_open;
+  int observing;                   /* we are the event log's observer */
   conn *conns;
   size_t n_conns;
   int closing;
@@ -835,30 +836,33 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
                : strcmp(bind, "localhost") == 0                       ? "127.0.0.1"
                                                                        : bind;
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                 LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
   info.foreign_loops = loops;
   info.gid = -1;
   info.uid = -1;
   info.timeout_secs = 20;
-  info.user = r; /* lws_vhost_user() of the default vhost */
+  info.user = r; /* lws_vhost_user() of our vhost */
   info.vhost_name = "kameko-room";
   info.server_string = "kameko";
+  /* the context first, then the listening vhost: a busy port then leaves a healthy context that
+     closes the normal way (kmk_room_free) instead of lws's half-destroyed one */
   r->ctx = lws_create_context(&info);
-  r->vh = r->ctx ? lws_get_vhost_by_name(r->ctx, "kameko-room") : NULL;
-  if (r->vh) r->port = lws_get_vhost_listen_port(r->vh);
-  if (!r->ctx || !r->vh || r->port <= 0) {
-    snprintf(err, errlen, "cannot listen on %s:%d (port in use, or a bad KMK_ROOM_BIND?)", bind,
-             cfg->room_port);
-    if (r->ctx) {
-      lws_context_destroy(r->ctx); /* no connection yet: both steps, with the loop between */
-      for (int i = 0; i < 3; i++) uv_run(r->loop, UV_RUN_NOWAIT);
-      lws_context_destroy(r->ctx);
-    }
+  if (!r->ctx) {
+    snprintf(err, errlen, "libwebsockets context on the libuv loop failed (libwebsockets-evlib-uv missing?)");
     kmk_agent_free(r->agent);
     free(r);
     return NULL;
   }
   r->ctx_open = 1;
+  r->vh = lws_create_vhost(r->ctx, &info);
+  if (r->vh) r->port = lws_get_vhost_listen_port(r->vh);
+  if (!r->vh || r->port <= 0) {
+    snprintf(err, errlen, "cannot listen on %s:%d (port in use, or a bad KMK_ROOM_BIND?)", bind,
+             cfg->room_port);
+    kmk_room_free(r);
+    return NULL;
+  }
   if (strchr(bind, ':')) snprintf(r->url, sizeof r->url, "http://[%s]:%d/", bind, r->port);
   else snprintf(r->url, sizeof r->url, "http://%s:%d/", bind, r->port);
   r->pacer = calloc(1, sizeof *r->pacer);
@@ -871,6 +875,7 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
   }
   r->pacer_open = 1;
   kmk_eventlog_set_observer(o->log, on_event, r);
+  r->observing = 1;
   KMK_INFO(TAG, "listening on %s (%zu personas available)", r->url, r->n_available);
   return r;
 }
@@ -895,13 +900,14 @@ void kmk_room_get_stats(const kmk_room *r, kmk_room_stats *st) {
 
 void kmk_room_free(kmk_room *r) {
   if (!r) return;
-  KMK_INFO(TAG, "closing: %llu early barge-in flushes (%llu not confirmed), %llu audio frames dropped "
+  if (r->vh)
+    KMK_INFO(TAG, "closing: %llu early barge-in flushes (%llu not confirmed), %llu audio frames dropped "
            "for slow pages, %llu slow pages cut off, %llu sockets closed for a limit",
            (unsigned long long)r->early_flushes, (unsigned long long)r->early_false,
            (unsigned long long)r->audio_dropped, (unsigned long long)r->slow_kills,
            (unsigned long long)r->policy_closes);
   r->closing = 1;
-  kmk_eventlog_set_observer(r->o.log, NULL, NULL);
+  if (r->observing) kmk_eventlog_set_observer(r->o.log, NULL, NULL);
   /* tell the pages (1001 "going away"), giving them up to 300 ms; then lws closes the rest */
   for (conn *c = r->conns; c; c = c->next) {
     if (c->closing) continue;

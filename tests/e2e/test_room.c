@@ -556,6 +556,22 @@ static void test_token(void) {
   CHECK(!cl[0].open && cl[0].status == 403);
   CHECK(!cl[1].open && cl[1].status == 403);
   CHECK(cl[2].welcomed);
+  /* a second room on the same port: a clear error, nothing left behind on the loop */
+  {
+    kmk_config c3;
+    char e3[512] = "", port[16];
+    kmk_config_load(&c3, NULL, 0, e3, sizeof e3);
+    snprintf(port, sizeof port, "%d", kmk_room_port(room));
+    CHECK_EQ_INT(kmk_config_set(&c3, "KMK_ROOM_PORT", port, e3, sizeof e3), 0);
+    const char *pp[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+    kmk_room_opts o3 = {.loop = &loop, .config = &c3, .log = evlog, .persona_paths = pp,
+                        .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .no_watch = 1};
+    kmk_room *r3 = kmk_room_new(&o3, e3, sizeof e3);
+    CHECK(r3 == NULL);
+    CHECK(strstr(e3, "cannot listen") != NULL);
+    kmk_room_free(r3);
+    kmk_config_free(&c3);
+  }
   /* shutting down with a page connected: it is told (1001), then every handle closes */
   kmk_room_free(room);
   room = NULL;
