@@ -74,7 +74,7 @@ let active = [];
 const peers = new Map(); /* name -> {li, state} */
 const liveLines = new Map(); /* speaker -> li shown while speaking */
 const turns = new Map(); /* speaker -> turn waiting for its stages */
-let pendingSpeakTurn = null; /* the turn whose reply is being synthesized */
+const pendingReplies = []; /* turns whose reply was decided but not heard yet (last 8) */
 let heardTurn = null; /* the turn whose first audio this page is waiting to hear */
 let pendingFlush = null;
 
@@ -270,14 +270,17 @@ function onEvent(ev) {
     case 'decision': onDecision(ev); break;
     case 'audio_out_start': {
       addLine('agent', who, ev.text, ev.provider || '', { persona: who });
-      const turn = pendingSpeakTurn;
+      /* the turn this reply answers: the decision whose response it speaks */
+      const text = ev.text || '';
+      const i = pendingReplies.findIndex((t) => t.response && (t.response === text ||
+        text.startsWith(t.response.slice(0, 24)) || t.response.startsWith(text.slice(0, 24))));
+      const turn = i >= 0 ? pendingReplies.splice(i, 1)[0] : null;
       if (turn) {
         turn.tts = lat.tts_first_audio;
         turn.total = lat.speech_end_to_audio ?? null;
         turn.outcome = `${who} answered`;
         turnRow(turn);
         heardTurn = turn;
-        pendingSpeakTurn = null;
       }
       const card = personaCard(ev.persona || who);
       card.querySelector('.badge').textContent = 'speaking';
@@ -348,7 +351,11 @@ function onDecision(ev) {
       turn.brain = ev.latency_ms && ev.latency_ms.brain;
       turn.outcome = ev.should_speak ? `${name} will answer` : `${name}: silent (${ev.thought || 'no reason'})`;
       turnRow(turn);
-      if (ev.should_speak) pendingSpeakTurn = turn;
+      if (ev.should_speak) {
+        turn.response = ev.response;
+        pendingReplies.push(turn);
+        if (pendingReplies.length > 8) pendingReplies.shift();
+      }
       turns.delete(ev.to);
     }
   }
