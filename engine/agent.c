@@ -251,11 +251,19 @@ static void on_stream_event(void *ud, const kmk_stream_event *sev) {
       j->pcm = pcm;
       j->n = (size_t)sev->length;
       j->end_ns = j->submit_ns = uv_hrtime();
-      ag_start_stt(a, j);
+      j->spec_saved_ms = -1;
+      if (!ag_spec_end(a, s, j, sev->start_sample)) ag_start_stt(a, j);
       ag_speak_next(a); /* a reply may have waited for this person to finish */
       break;
     }
+    case KMK_EP_SPEECH_PAUSE: /* tentative: maybe transcribe the audio so far (agent_spec.c) */
+      ag_spec_pause(a, s, sev);
+      break;
+    case KMK_EP_SPEECH_RESUME:
+      ag_spec_cancel(a, s, "discarded");
+      break;
     case KMK_EP_DISCARD: {
+      ag_spec_cancel(a, s, NULL);
       s->in_speech = 0;
       ag_speak_next(a);
       break;
@@ -297,6 +305,7 @@ int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len) {
 
 void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
   kmk_speaker_stream_finish(s->stream); /* finishes an utterance in progress */
+  ag_spec_speaker_gone(a, s);
   kmk_speaker **pp = &a->speakers;
   while (*pp && *pp != s) pp = &(*pp)->next;
   if (*pp) *pp = s->next;

@@ -147,7 +147,7 @@ typedef struct cloud_stt {
   kmk_groq_req *req;
 } cloud_stt;
 
-static void stt_job_free(stt_job *j) {
+void ag_stt_job_free(stt_job *j) {
   kmk_transcript_clear(&j->tr);
   free(j->pcm);
   free(j);
@@ -193,6 +193,10 @@ static void emit_transcript(kmk_agent *a, const stt_job *j, const char *text, co
   cJSON *lat = cJSON_AddObjectToObject(ev, "latency_ms");
   cJSON_AddNumberToObject(lat, "stt", (double)(int)(stt_ms * 10) / 10);
   cJSON_AddNumberToObject(lat, "stt_decode", (double)(int)(decode_ms * 10) / 10);
+  if (j->spec_saved_ms >= 0) { /* transcribed at a pause, reused at the turn's end */
+    cJSON_AddBoolToObject(ev, "speculative", 1);
+    cJSON_AddNumberToObject(lat, "stt_saved", (double)(int)(j->spec_saved_ms * 10) / 10);
+  }
   kmk_eventlog_write(a->o.log, ev);
   ag_to_personas(a, ev, j->end_ns, stt_ms);
   cJSON_Delete(ev);
@@ -218,7 +222,7 @@ static void stt_done(kmk_job *job, int cancelled) {
                       j->run_ms);
     }
   }
-  stt_job_free(j);
+  ag_stt_job_free(j);
 }
 
 /* Takes j: the pocketsphinx worker transcribes it (or an error event says why not). */
@@ -230,7 +234,7 @@ static void submit_sphinx(kmk_agent *a, stt_job *j) {
     ag_emit_error(a, j->speaker, "stt",
                rc == -EAGAIN ? "recognizer queue full: utterance not transcribed"
                              : "recognizer stopped");
-    stt_job_free(j);
+    ag_stt_job_free(j);
   } else {
     a->stt_inflight++;
   }
@@ -260,19 +264,30 @@ static void groq_done(void *ud, const kmk_groq_result *r) {
     submit_sphinx(a, j);
     return;
   }
-  double stt_ms = ms_since(j->submit_ns);
+  const char *pattern = NULL;
+  kmk_gate_reason g = ag_groq_gate(a, r, &pattern);
+  ag_groq_finish(a, j, r->t && r->t->text ? r->t->text : "", r->t && r->t->lang[0] ? r->t->lang : "en",
+                 r->t ? r->t->confidence : 0, g, pattern, ms_since(j->submit_ns), r->total_ms);
+}
+
+kmk_gate_reason ag_groq_gate(kmk_agent *a, const kmk_groq_result *r, const char **pattern) {
   const char *text = r->t && r->t->text ? r->t->text : "";
   const char *lang = r->t && r->t->lang[0] ? r->t->lang : "en";
   kmk_gate_reason g = kmk_gate_transcript(&a->gates, text, lang, r->segments, r->n_segments);
-  const char *pattern = g == KMK_GATE_PASS ? kmk_gate_lists_pattern(a->gate_lists, text, lang) : NULL;
-  if (pattern) g = KMK_GATE_KNOWN_PHRASE;
-  if (g == KMK_GATE_PASS) ag_lang_observe(a, j->speaker, j->hint, r->t ? r->t->lang : NULL);
+  *pattern = g == KMK_GATE_PASS ? kmk_gate_lists_pattern(a->gate_lists, text, lang) : NULL;
+  if (*pattern) g = KMK_GATE_KNOWN_PHRASE;
+  return g;
+}
+
+void ag_groq_finish(kmk_agent *a, stt_job *j, const char *text, const char *lang, double conf,
+                    kmk_gate_reason g, const char *pattern, double stt_ms, double total_ms) {
+  if (g == KMK_GATE_PASS) ag_lang_observe(a, j->speaker, j->hint, lang);
   if (g == KMK_GATE_PASS && kmk_echo_match(&a->echo, &a->gates, text, now(a))) g = KMK_GATE_ECHO;
   if (g != KMK_GATE_PASS)
     emit_dropped_p(a, j, kmk_gate_reason_name(g), "groq", text, pattern);
   else
-    emit_transcript(a, j, text, lang, r->t->confidence, "groq", stt_ms, r->total_ms);
-  stt_job_free(j);
+    emit_transcript(a, j, text, lang, conf, "groq", stt_ms, total_ms);
+  ag_stt_job_free(j);
 }
 
 /* A finished utterance: Groq when configured and available, else pocketsphinx. Takes j. */
@@ -285,7 +300,7 @@ void ag_start_stt(kmk_agent *a, stt_job *j) {
   kmk_gate_reason g = kmk_gate_audio(&a->gates, j->pcm, j->n, STREAM_RATE, &rms);
   if (g != KMK_GATE_PASS) {
     emit_dropped(a, j, kmk_gate_reason_name(g), NULL, NULL);
-    stt_job_free(j);
+    ag_stt_job_free(j);
     return;
   }
   if (!kmk_groq_available(a->groq)) {
@@ -356,11 +371,12 @@ static void net_closed(void *ud) { (*(int *)ud)--; }
 /* Cancels every request and closes the clients, running the loop until their handles are gone
    (kmk_agent_free is called outside uv_run). */
 void ag_stop_cloud(kmk_agent *a) {
+  ag_spec_stop_all(a);
   while (a->cloud_stt) {
     cloud_stt *c = a->cloud_stt;
     a->cloud_stt = c->next;
     kmk_groq_cancel(c->req);
-    stt_job_free(c->j);
+    ag_stt_job_free(c->j);
     free(c);
   }
   ag_cancel_llm_calls(a);

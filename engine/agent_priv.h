@@ -57,6 +57,7 @@ struct kmk_speaker {
   char lang_last[8];    /* the last detected language (auto requests only) */
   int lang_agree;       /* detections in a row that agreed with lang_last */
   int lang_uses;        /* hinted requests since the learned language was last re-checked */
+  struct spec_stt *spec; /* speculative STT of the utterance so far (agent_spec.c) */
   kmk_speaker *next;
 };
 
@@ -136,6 +137,7 @@ struct kmk_agent {
   char gates_path[1024];
   kmk_echo_memory echo;
   struct cloud_stt *cloud_stt;    /* Groq requests in flight */
+  struct spec_stt *specs;         /* speculative Groq requests (agent_spec.c) */
   struct llm_call *llm_calls;     /* LLM requests in flight */
   struct edge_call *edge_call;    /* Edge synthesis for `current`, or NULL */
   int net_inflight;               /* all of the above: replay --fast holds its clock */
@@ -176,7 +178,23 @@ typedef struct {
   int rc;
   char err[256];
   char hint[8]; /* the language hint sent with it ("" = auto) */
+  double spec_saved_ms; /* >= 0: its transcript came from speculative STT, this much sooner */
 } stt_job;
+
+/* agent_cloud.c: Groq results (shared with speculative STT) */
+void ag_stt_job_free(stt_job *j);
+kmk_gate_reason ag_groq_gate(kmk_agent *a, const kmk_groq_result *r, const char **pattern);
+/* takes j: the transcript (or transcript_dropped) event, shown to the personas */
+void ag_groq_finish(kmk_agent *a, stt_job *j, const char *text, const char *lang, double conf,
+                    kmk_gate_reason g, const char *pattern, double stt_ms, double total_ms);
+/* agent_spec.c: speculative STT at a pause in a speaker's utterance (policy.speculative_stt) */
+struct spec_stt;
+void ag_spec_pause(kmk_agent *a, kmk_speaker *s, const kmk_stream_event *sev);
+void ag_spec_cancel(kmk_agent *a, kmk_speaker *s, const char *why);
+/* at SPEECH_END: 1 when the speculative result stands for j (j taken), else 0 */
+int ag_spec_end(kmk_agent *a, kmk_speaker *s, stt_job *j, uint64_t start_sample);
+void ag_spec_speaker_gone(kmk_agent *a, kmk_speaker *s);
+void ag_spec_stop_all(kmk_agent *a);
 
 static inline double now(kmk_agent *a) { return a->o.now(a->o.now_ud); }
 static inline double ms_since(uint64_t t_ns) { return (double)(uv_hrtime() - t_ns) / 1e6; }

@@ -541,6 +541,101 @@ static void test_early_speech(void) {
   kmk_eventlog_close(log);
 }
 
+/* Speculative STT (policy.speculative_stt): at a pause in bob's speech his audio so far goes to
+   Groq; when the turn ends there the result is reused (transcript "speculative", stt_saved); when
+   he speaks on, it is discarded and the finished turn transcribed once. Never two transcripts
+   for one turn, none before speech_end. */
+static void push_audio(kmk_agent *a, kmk_speaker *sp, uv_loop_t *loop, const pbuf *b) {
+  for (size_t i = 0; i < b->n; i += 320) {
+    size_t n = b->n - i < 320 ? b->n - i : 320;
+    kmk_agent_speaker_pcm(sp, b->pcm + i, n, 16000, 1);
+    g_t += (double)n / 16000;
+    run_for(loop, 4); /* real time passes too: a request can finish within a pause */
+    kmk_agent_pull_frame(a);
+  }
+}
+
+static void test_speculative_stt(void) {
+  char out[400], path[600], err[1024], url[200], lua[400];
+  snprintf(out, sizeof out, "%s/spec", tmpdir);
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/events.jsonl", out);
+  snprintf(lua, sizeof lua, "%s/teller_spec.lua", tmpdir);
+  char text[2048];
+  snprintf(text, sizeof text, "%.*s  policy = {speculative_stt = true},\n}\n",
+           (int)(strrchr(TELLER, '}') - TELLER), TELLER);
+  CHECK_EQ_INT(write_text(lua, text), 0);
+  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
+  kmk_config cfg;
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+  kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
+  kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err);
+  kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *personas[] = {lua};
+  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
+                       .now = clock_fn, .no_watch = 1};
+  g_t = 0;
+  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(a != NULL);
+  if (!a) return;
+  kmk_agent_set_muted(a, 1); /* only the transcripts matter here */
+  kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
+  pbuf b = {0};
+  pbuf_silence(&b, 0.5);
+  pbuf_say(&b, "kal16", "what time is it now");
+  pbuf_silence(&b, 1.5);
+  push_audio(a, bob, &loop, &b);
+  for (int i = 0; i < 200 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 10);
+  b.n = 0;
+  pbuf_say(&b, "kal16", "one two three");
+  pbuf_silence(&b, 0.12); /* with flite's own trailing silence: a pause, not an end */
+  pbuf_say(&b, "kal16", "four five six seven");
+  pbuf_silence(&b, 1.5);
+  push_audio(a, bob, &loop, &b);
+  for (int i = 0; i < 200 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 10);
+  free(b.pcm);
+  kmk_agent_speaker_leave(a, bob);
+  kmk_agent_free(a);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  kmk_config_free(&cfg);
+  kmk_eventlog_close(log);
+  pevents e;
+  pevents_load(out, &e);
+  /* turn 1: reused */
+  int end1 = pfind(&e, 0, "speech_end", "bob"), tr1 = pfind(&e, 0, "transcript", "bob");
+  int re1 = pfind(&e, 0, "stt_speculative", "bob");
+  CHECK(end1 >= 0 && tr1 > end1 && re1 > end1);
+  if (re1 >= 0) CHECK_STR(pstr(e.ev[re1], "outcome"), "reused");
+  if (tr1 >= 0) {
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[tr1], "speculative")));
+    const cJSON *lat = cJSON_GetObjectItem(e.ev[tr1], "latency_ms");
+    CHECK(pnum(lat, "stt_saved") >= 0);
+    printf("speculative STT: transcript %.1f ms after speech_end, %.1f ms saved\n",
+           pnum(lat, "stt"), pnum(lat, "stt_saved"));
+  }
+  /* turn 2: the pause's request discarded when bob spoke on; one transcript, after the end */
+  int st2 = pfind(&e, end1 + 1, "speech_start", "bob");
+  int dis = pfind(&e, st2, "stt_speculative", "bob");
+  CHECK(st2 > 0 && dis > st2);
+  if (dis > 0) CHECK_STR(pstr(e.ev[dis], "outcome"), "discarded");
+  int end2 = pfind(&e, st2, "speech_end", "bob"), tr2 = pfind(&e, st2, "transcript", "bob");
+  CHECK(end2 > dis && tr2 > end2);
+  CHECK_EQ_INT(pfind(&e, tr2 + 1, "transcript", "bob"), -1);
+  int n_tr = 0, n_end = 0;
+  for (int i = 0; i < e.n; i++) {
+    if (ptype(e.ev[i], "transcript")) n_tr++;
+    if (ptype(e.ev[i], "speech_end")) n_end++;
+  }
+  CHECK_EQ_INT(n_tr, n_end); /* one transcript per turn */
+  pevents_free(&e);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk_cloud_e2e_XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
@@ -590,6 +685,7 @@ int main(void) {
   if (early_port) {
     g_early_port = early_port;
     RUN(test_early_speech);
+    RUN(test_speculative_stt);
     kmk_peer_stop();
   }
   if (!getenv("KMK_KEEP_OUTPUT")) {
