@@ -10,7 +10,11 @@
  *   control (welcome, event, peers, flush, pong, error): FIFO, never dropped; more than
  *     KMK_ROOM_MAX_CTL_QUEUED waiting = the client is not reading: it is disconnected.
  *   audio: a ring of KMK_ROOM_AUDIO_QUEUE 20 ms frames; full = the oldest frame is dropped.
- *   flush: the agent wrote "playback_stop": every ring is emptied and {"type":"flush"} queued.
+ *   flush: the agent wrote "playback_stop" (or the early barge-in below fired): every ring is
+ *     emptied and {"type":"flush"} queued.
+ * Closing: a limit violated while reading closes from that RECEIVE callback (1008 + reason); other
+ * closes (room full at ESTABLISHED, shutdown 1001) go through the socket's lws timer; a page that
+ * stops reading is cut off (LWS_TO_KILL_ASYNC).
  * Nothing here blocks: the loop never waits on a client.
  *
  * Barge-in: the agent confirms a barge-in only after its endpointer has heard min_speech (250 ms)
@@ -80,7 +84,8 @@ typedef struct conn {
   int rx_binary;
   double audio_t0_ms, audio_s; /* audio rate: seconds received since the first frame */
   double json_tokens, json_last_ms;
-  int closing;                 /* 1: close with 1008 at the next WRITEABLE */
+  int closing;                 /* 1: closing with close_code/close_reason (sent from the RECEIVE
+                                  that decided it, or from LWS_CALLBACK_TIMER); 2: cut off */
   char close_reason[100];
   enum lws_close_status close_code; /* with closing == 1 */
   uint64_t audio_dropped;

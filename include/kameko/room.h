@@ -6,6 +6,8 @@
  *   every event.jsonl line ──────────────> {"type":"event"} to every page
  *   20 ms pacer ─> kmk_agent_pull_frame ─> int16 mono 48 kHz binary frames to every page
  *   "playback_stop" event ───────────────> {"type":"flush"} at once (the page drops its buffer)
+ *   60 ms of loud audio from a page while the agent talks ─> flush early, agent frames held until
+ *   the agent's "playback_stop" confirms (dropped) or 450 ms pass (sent: a false alarm)
  *
  * libwebsockets serves the static page (web/) and /ws on the engine's libuv loop (a foreign loop:
  * lws never runs or closes it). Every connection has a bounded send queue: audio drops oldest
