@@ -188,6 +188,10 @@ static void reply_done(void *ud, int err, long status, const char *body) {
   reply_ctx *c = ud;
   kmk_discord *d = c->d;
   double ms = (double)(uv_now(d->loop) - c->t0);
+  if (err == KMK_NET_ECLOSED) { /* shutting down */
+    free(c);
+    return;
+  }
   if (!c->edit) {
     cJSON *ev = event(d, "discord_command", c->user);
     cJSON_AddStringToObject(ev, "command", c->command);
@@ -284,6 +288,10 @@ static void registered(void *ud, int err, long status, const char *body) {
   kmk_discord *d = c->d;
   guild *g = find_guild(d, c->guild, 0);
   if (g) g->registering = 0;
+  if (err == KMK_NET_ECLOSED) { /* shutting down */
+    free(c);
+    return;
+  }
   if (!err && status >= 200 && status < 300) {
     if (g && !g->registered) {
       g->registered = 1;
@@ -386,7 +394,8 @@ static void try_connect_voice(kmk_discord *d) {
                         .on_state = voice_state_cb,
                         .ud = d,
                         .now = d->o.now,
-                        .now_ud = d->o.now_ud};
+                        .now_ud = d->o.now_ud,
+                        .ws = d->ws /* one libwebsockets context per process (lws 4.1 leaks with two) */};
   char err[256] = "";
   d->voice = kmk_dvoice_new(&vo, err, sizeof err);
   if (!d->voice) {

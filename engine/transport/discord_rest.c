@@ -302,10 +302,13 @@ int kmk_drest_retries(const kmk_drest *r) { return r ? r->retries_total : 0; }
 
 void kmk_drest_free(kmk_drest *r) {
   if (!r) return;
-  while (r->calls) {
+  while (r->calls) { /* each caller hears KMK_NET_ECLOSED once, to release its state */
     call *c = r->calls;
     if (c->req) kmk_http_cancel(c->req);
+    kmk_drest_done_fn done = c->done;
+    void *ud = c->ud;
     free_call(c);
+    if (done) done(ud, KMK_NET_ECLOSED, 0, "");
   }
   free(r->api);
   free(r->auth);

@@ -70,8 +70,14 @@ static void dave_json(kmk_dvoice *v, const kmk_dvoice_msg *m) {
   else if (m->op == KMK_DVOP_DAVE_PREPARE_EPOCH)
     rc = kmk_dave_session_prepare_epoch(v->dave, m->epoch, m->protocol_version);
   if (rc < 0) KMK_WARN(TAG, "DAVE op %d failed (%d)", m->op, rc);
-  if (m->op == KMK_DVOP_DAVE_EXECUTE_TRANSITION || m->op == KMK_DVOP_DAVE_PREPARE_TRANSITION)
-    v->dave_version = m->protocol_version ? m->protocol_version : v->dave_version;
+  /* the media layer follows the protocol version once a transition executes (a downgrade to 0
+     turns DAVE off; a new epoch's version applies when its commit's transition executes) */
+  if (m->op == KMK_DVOP_DAVE_PREPARE_TRANSITION || m->op == KMK_DVOP_DAVE_PREPARE_EPOCH)
+    v->dave_pending_version = m->protocol_version;
+  else if (m->op == KMK_DVOP_DAVE_EXECUTE_TRANSITION && v->dave_pending_version >= 0) {
+    v->dave_version = v->dave_pending_version;
+    v->dave_pending_version = -1;
+  }
   dv_dave_drain(v);
 }
 
@@ -340,6 +346,7 @@ kmk_dvoice *kmk_dvoice_new(const kmk_dvoice_opts *o, char *err, size_t errlen) {
   v->now_ud = o->now_ud;
   v->seq_ack = -1;
   v->mode = -1;
+  v->dave_pending_version = -1;
   v->tx_seq = (uint16_t)rand();
   v->tx_ts = (uint32_t)rand();
   if (v->token[0]) kmk_log_add_secret(v->token);

@@ -79,6 +79,8 @@ struct kmk_dvoice {
   uint8_t key[32];
   int have_key;        /* session description received */
   int dave_version;
+  int dave_pending_version; /* from op 21 / op 24, applied at op 22; -1 none */
+  uint64_t keepalive;       /* UDP keep-alive counter */
   kmk_dave_session *dave;
 
   /* receive */

@@ -214,7 +214,8 @@ int kmk_drest_call(kmk_drest *r, const char *method, const char *path, const cha
 /* Requests waiting or running. */
 size_t kmk_drest_pending(const kmk_drest *r);
 int kmk_drest_retries(const kmk_drest *r);
-/* Cancels everything (no callbacks) and frees r (the http client is the caller's). */
+/* Cancels everything: each pending call's done runs once with KMK_NET_ECLOSED (release state
+   there, start nothing new); then frees r (the http client is the caller's). */
 void kmk_drest_free(kmk_drest *r);
 
 /* The slash commands we register (a JSON array, caller frees). */

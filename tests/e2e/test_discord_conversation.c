@@ -240,6 +240,7 @@ static void test_conversation(void) {
   CHECK(WAIT_UNTIL((i = dpeer_find(&P, from, "voice_state", NULL, NULL)) >= 0, 10));
   if (i >= 0) CHECK(cJSON_IsNull(cJSON_GetObjectItem(P.rec[i], "channel_id")));
   CHECK(WAIT_UNTIL(ev_find(0, "leave", "speaker", "alice") >= 0, 10));
+  CHECK(WAIT_UNTIL(dpeer_find(&P, from, "interaction_response", NULL, NULL) >= 0, 10));
 
   kmk_discord_close(d, closed_cb, NULL);
   CHECK(WAIT_UNTIL(closed_flag, 10));
