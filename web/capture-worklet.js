@@ -10,6 +10,7 @@ const OUT_RATE = 16000;
 const FRAME = 320; /* 20 ms at 16 kHz */
 const ZEROS = 8; /* filter half-width in zero crossings of the output rate */
 const RING = 8192; /* input history, power of two, far wider than the filter */
+const PHASES = 256; /* fractional positions the filter is tabulated for */
 
 class KamekoCapture extends AudioWorkletProcessor {
   constructor() {
@@ -17,6 +18,7 @@ class KamekoCapture extends AudioWorkletProcessor {
     this.step = sampleRate / OUT_RATE; /* input samples per output sample */
     this.fc = Math.min(1, OUT_RATE / sampleRate) * 0.92; /* cutoff, fraction of the input Nyquist */
     this.half = Math.ceil(ZEROS * Math.max(1, this.step)); /* filter half-width, input samples */
+    this.table = new Array(PHASES); /* taps per phase, filled on first use */
     this.ring = new Float32Array(RING);
     this.n = 0; /* input samples written so far */
     this.pos = this.half; /* absolute input position of the next output sample */
@@ -25,22 +27,41 @@ class KamekoCapture extends AudioWorkletProcessor {
     this.sumsq = 0;
   }
 
-  /* One output sample at fractional input position p: sum of x[i] * h(p - i) over the window. */
-  sample(p) {
-    if (this.step === 1) return this.ring[p & (RING - 1)];
-    const fc = this.fc, half = this.half;
-    const base = Math.floor(p);
-    let acc = 0, wsum = 0;
-    for (let i = base - half + 1; i <= base + half; i++) {
-      const d = p - i;
+  /* The filter taps for one fractional phase (p - floor(p), quantized to 1/PHASES), computed once
+     and normalized to unity gain at DC. */
+  taps(phase) {
+    let t = this.table[phase];
+    if (t) return t;
+    const fc = this.fc, half = this.half, frac = phase / PHASES;
+    t = new Float32Array(2 * half);
+    let sum = 0;
+    for (let k = 0; k < 2 * half; k++) {
+      const d = frac + half - 1 - k; /* distance from the output position to input base - half + 1 + k */
       const x = Math.PI * fc * d;
       const sinc = d === 0 ? 1 : Math.sin(x) / x;
       const win = 0.5 + 0.5 * Math.cos((Math.PI * d) / half); /* Hann */
-      const h = sinc * win;
-      acc += this.ring[i & (RING - 1)] * h;
-      wsum += h;
+      t[k] = sinc * win;
+      sum += t[k];
     }
-    return wsum !== 0 ? acc / wsum : 0; /* unity gain at DC */
+    for (let k = 0; k < t.length; k++) t[k] /= sum;
+    this.table[phase] = t;
+    return t;
+  }
+
+  /* One output sample at fractional input position p: sum of x[i] * h(p - i) over the window. */
+  sample(p) {
+    if (this.step === 1) return this.ring[p & (RING - 1)];
+    let base = Math.floor(p);
+    let q = Math.round((p - base) * PHASES);
+    if (q === PHASES) {
+      base++;
+      q = 0;
+    }
+    const t = this.taps(q);
+    const first = base - this.half + 1;
+    let acc = 0;
+    for (let k = 0; k < t.length; k++) acc += this.ring[(first + k) & (RING - 1)] * t[k];
+    return acc;
   }
 
   emit(v) {

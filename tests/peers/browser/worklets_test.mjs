@@ -104,6 +104,15 @@ for (const rate of [48000, 44100]) {
   check(p.process([]) === true && p.process([[]]) === true, 'capture: no input (device gone) is not an error');
 }
 
+{
+  /* a figure, not a check: CPU time of the capture path per second of 48 kHz microphone audio */
+  const x = tone(440, 48000, 10, 0.3);
+  const t0 = process.hrtime.bigint();
+  capture(x, 48000);
+  const msPerS = Number(process.hrtime.bigint() - t0) / 1e6 / 10;
+  console.log(`     capture @48000: ${msPerS.toFixed(1)} ms of CPU per second of audio (Node, this machine)`);
+}
+
 // --- player ---
 function player(rate, options) {
   const w = load('player-worklet.js', rate);
