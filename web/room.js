@@ -67,6 +67,7 @@ let captureNode = null;
 let playerNode = null;
 let gainNode = null;
 let muted = false;
+let leaving = false; /* the person pressed Leave: the socket's close is expected */
 let muteTail = 0; /* silent frames still to send after muting */
 let lastLoudAt = -1e9;
 let available = [];
@@ -529,7 +530,17 @@ function onMessage(e) {
       active = Array.isArray(m.active) ? m.active : active;
       renderCast();
       setStatus(`In the room as ${m.you}`, 'live');
+      startPings();
       break;
+    case 'pong': {
+      const sent = pings.get(m.id);
+      pings.delete(m.id);
+      if (sent != null && stats.joined) {
+        stats.rttMs = performance.now() - sent;
+        setStatus(`In the room as ${stats.me} · ${Math.round(stats.rttMs)} ms to the server`, 'live');
+      }
+      break;
+    }
     case 'event':
       if (m.event && typeof m.event === 'object') onEvent(m.event);
       break;
@@ -554,8 +565,32 @@ function onMessage(e) {
   }
 }
 
+/* a ping every 5 s shows the round trip to the server in the status line */
+const pings = new Map();
+let pingTimer = null;
+let pingId = 0;
+function startPings() {
+  if (pingTimer) return;
+  const ping = () => {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    pingId++;
+    pings.set(pingId, performance.now());
+    if (pings.size > 4) pings.delete(pings.keys().next().value); /* unanswered ones */
+    send({ type: 'ping', id: pingId });
+  };
+  ping();
+  pingTimer = setInterval(ping, 5000);
+}
+
+function stopPings() {
+  clearInterval(pingTimer);
+  pingTimer = null;
+  pings.clear();
+}
+
 async function join(name) {
   $('#join-btn').disabled = true;
+  $('#mute').disabled = false;
   setStatus('Starting audio…');
   const micNote = await startAudio().catch((err) => `Audio failed to start: ${err.message}`);
   setStatus('Connecting…');
@@ -563,9 +598,16 @@ async function join(name) {
   ws.binaryType = 'arraybuffer';
   ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', name, rate: 16000 }));
   ws.onmessage = onMessage;
+  const sock = ws;
   ws.onclose = (e) => {
+    if (sock !== ws) return; /* an old socket (the person left and joined again) */
+    stopPings();
     const was = stats.joined;
     stats.joined = false;
+    if (leaving) {
+      leaving = false;
+      return;
+    }
     if (!was) {
       stopAudio();
       $('#join-btn').disabled = false;
@@ -576,7 +618,9 @@ async function join(name) {
       err.hidden = false;
       setStatus('Not connected', 'bad');
     } else {
+      stopAudio();
       setStatus(`Disconnected${e.reason ? `: ${e.reason}` : ''} — reload the page to rejoin`, 'bad');
+      $('#mute').disabled = true;
     }
   };
   $('#join').hidden = true;
@@ -620,12 +664,17 @@ function init() {
     if (gainNode) gainNode.gain.value = Number(e.target.value);
   });
   $('#leave').addEventListener('click', () => {
+    leaving = true;
     stats.joined = false;
+    stopPings();
     ws?.close(1000, 'left');
     stopAudio();
-    setStatus('You left the room. Reload the page to join again.');
-    $('#leave').disabled = true;
-    $('#mute').disabled = true;
+    setStatus('You left the room.');
+    setPeers([]);
+    $('#room').hidden = true;
+    $('#join').hidden = false;
+    $('#join-btn').disabled = false;
+    $('#name').focus();
   });
   $('#cast-form').addEventListener('submit', (e) => {
     e.preventDefault();

@@ -240,6 +240,19 @@ async function main() {
     await new Promise((r) => setTimeout(r, 300));
     await pages.Bob.screenshot({ path: path.join(outDir, 'room-final.png'), fullPage: true });
 
+    const rtt = (await L.stats(pages.Alice)).rttMs;
+    check(rtt != null && rtt >= 0, `ping/pong: the page shows its round trip to the server (${rtt && rtt.toFixed(1)} ms)`);
+
+    // --- Leave and join again ---------------------------------------------------------------------
+    await pages.Carol.click('#leave');
+    await L.waitEvents(pages.Alice, (evs) => evs.find((e) => e.type === 'leave' && e.speaker === 'Carol'),
+      "Carol's leave", TIMEOUT);
+    await pages.Alice.waitForFunction(() => !document.querySelector('#peers li[data-peer="Carol"]'), null, { timeout: TIMEOUT });
+    check(await pages.Carol.isVisible('#join-form'), "Carol left: her page shows the join form, Alice's peers list drops her");
+    await pages.Carol.click('#join-btn');
+    await pages.Alice.waitForSelector('#peers li[data-peer="Carol"]', { timeout: TIMEOUT });
+    check(await pages.Carol.isVisible('#room'), 'Carol joined again from the same page');
+
     for (const [who, page] of Object.entries(pages)) check(page.errors.length === 0, `no script errors in ${who}'s page ${page.errors.join('; ')}`);
   } finally {
     for (const b of browsers) await b.close().catch(() => {});
