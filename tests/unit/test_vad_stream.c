@@ -1,5 +1,5 @@
-/* test_vad_stream.c - the turn-taking setup through kmk_speaker_stream: "spectral" detector +
- * kmk_endpoint_params_turn on a real recording (goforward.raw) said twice with a 300 ms pause
+/* test_vad_stream.c - the turn-taking setup through kmk_speaker_stream, as every stream gets it
+ * by default (p == NULL: "spectral" detector + kmk_endpoint_params_turn) on a real recording (goforward.raw) said twice with a 300 ms pause
  * (one turn) and then again after 2 s (a second turn), over steady white noise. Checks the event
  * grammar (START, then PAUSE/RESUME pairs, then END; PAUSE pcm borrowed, END pcm takeable) and
  * that the in-turn pause does not end the turn. Deterministic. */
@@ -85,11 +85,12 @@ static void test_turn_setup_events(void) {
   memmove(x, x + a, (b - a) * sizeof *x);
   n = b - a;
   kmk_stream_params p;
-  kmk_stream_params_default(&p);
-  p.vad_name = "spectral";
-  kmk_endpoint_params_turn(&p.endpoint);
+  kmk_stream_params_default(&p); /* the default IS the turn setup */
+  CHECK_STR(p.vad_name, "spectral");
+  CHECK_EQ_INT(p.endpoint.pause_ms, 200);
+  CHECK_EQ_INT(p.endpoint.adaptive_end, 1);
   evlog l = {0};
-  kmk_speaker_stream *s = kmk_speaker_stream_new(&p, on_ev, &l);
+  kmk_speaker_stream *s = kmk_speaker_stream_new(NULL, on_ev, &l);
   CHECK(s != NULL);
   l.s = s;
   unsigned seed = 7;
