@@ -254,4 +254,10 @@ typedef struct {
 kmk_discord_status kmk_discord_get_status(const kmk_discord *d);
 kmk_dgw *kmk_discord_gateway(kmk_discord *d);
 
+/* The `kameko discord` job (for app.c; same shape as kmk_room_main): its own loop, out_dir/
+   events.jsonl, one agent with the personas, the controller; runs until Ctrl-C / SIGTERM (0) or a
+   fatal gateway/REST error (1, err says why: bad token, disallowed intents ...). */
+int kmk_discord_main(const kmk_config *cfg, const char *const *persona_paths, size_t n_personas,
+                     const char *scripts_dir, const char *out_dir, char *err, size_t errlen);
+
 #endif

@@ -8,8 +8,12 @@
  * peer drops the socket (an interaction created meanwhile is replayed on resume and answered);
  * op 7; missed heartbeat ACKs; op 9 (new session); close 4000 (resume); everybody leaves the
  * channel -> the bot leaves after KMK_DISCORD_LEAVE_S; close 4004 -> fatal, no reconnect.
- * Every handle is closed at the end (uv_loop_close == 0). Prints "skipped" without node/ws.
+ * Every handle is closed at the end (uv_loop_close == 0). Then kmk_discord_main (the job app.c
+ * runs): no token -> refused; a wrong token -> 4004, returns 1 with a clear message; the right
+ * token -> runs until SIGINT and shuts down in order (0). Prints "skipped" without node/ws.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,11 +309,85 @@ static void test_gateway_session(void) {
   CHECK(system(rm) == 0);
 }
 
+/* ---- kmk_discord_main: the job app.c runs ----------------------------------------------------- */
+static char main_out[64];
+
+/* Waits (polling the file, up to 60 s) until events.jsonl names the registered commands, then
+   sends SIGINT to the process: kmk_discord_main must shut down in order and return 0. */
+static void *interrupter(void *arg) {
+  (void)arg;
+  char path[128], line[4096];
+  snprintf(path, sizeof path, "%s/events.jsonl", main_out);
+  for (int tries = 0; tries < 600; tries++) {
+    FILE *f = fopen(path, "r");
+    int seen = 0;
+    while (f && fgets(line, sizeof line, f))
+      if (strstr(line, "\"discord_commands\"")) seen = 1;
+    if (f) fclose(f);
+    if (seen) break;
+    usleep(100 * 1000);
+  }
+  kill(getpid(), SIGINT);
+  return NULL;
+}
+
+static void test_main_job(void) {
+  if (!dpeer_start(&P, loop, TOKEN, NULL)) return;
+  snprintf(main_out, sizeof main_out, "/tmp/kmk-dgwmain-XXXXXX");
+  CHECK(mkdtemp(main_out) != NULL);
+  char err[256], url[256];
+  kmk_config cfg;
+  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+
+  /* no token: refused before anything starts */
+  err[0] = 0;
+  CHECK_EQ_INT(kmk_discord_main(&cfg, personas, 1, KMK_SOURCE_DIR "/scripts", main_out, err, sizeof err), 1);
+  CHECK(strstr(err, "DISCORD_TOKEN") != NULL);
+
+  /* a wrong token: the gateway closes 4004, the job stops with a clear message */
+  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", "wrong.token.value", err, sizeof err) == 0);
+  err[0] = 0;
+  CHECK_EQ_INT(kmk_discord_main(&cfg, personas, 1, KMK_SOURCE_DIR "/scripts", main_out, err, sizeof err), 1);
+  CHECK(strstr(err, "4004") != NULL && strstr(err, "DISCORD_TOKEN") != NULL);
+
+  /* the right token: runs until Ctrl-C, then an ordered shutdown (0) */
+  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
+  pthread_t th;
+  pthread_create(&th, NULL, interrupter, NULL);
+  err[0] = 0;
+  int rc = kmk_discord_main(&cfg, personas, 1, KMK_SOURCE_DIR "/scripts", main_out, err, sizeof err);
+  pthread_join(th, NULL);
+  CHECK_EQ_INT(rc, 0);
+  if (rc) fprintf(stderr, "kmk_discord_main: %s\n", err);
+  char path[128], rm[160];
+  snprintf(path, sizeof path, "%s/events.jsonl", main_out);
+  FILE *f = fopen(path, "r");
+  char line[4096];
+  int ready = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    if (strstr(line, "\"discord_ready\"")) ready = 1;
+    CHECK(strstr(line, "TOKEN_SECRET") == NULL);
+  }
+  if (f) fclose(f);
+  CHECK(ready);
+  dpeer_stop(&P);
+  uv_run(loop, UV_RUN_DEFAULT);
+  kmk_config_free(&cfg);
+  snprintf(rm, sizeof rm, "rm -rf %s", main_out);
+  CHECK(system(rm) == 0);
+}
+
 int main(void) {
   kmk_log_set_level(getenv("KMK_LOG_LEVEL") ? (kmk_log_level)kmk_log_parse_level(getenv("KMK_LOG_LEVEL"))
                                             : KMK_LOG_WARN);
   uv_loop_init(loop);
   RUN(test_gateway_session);
+  RUN(test_main_job);
   CHECK_EQ_INT(uv_loop_close(loop), 0);
   for (int i = 0; i < n_evs; i++) cJSON_Delete(evs[i]);
   return check_done();
