@@ -51,6 +51,7 @@
 #define ONSET_LEVEL 300      /* mean |sample| of a loud 10 ms piece (the energy VAD's threshold) */
 #define HOLD_MS 450          /* no "playback_stop" by then: a false alarm, the held voice goes out */
 #define HOLD_FRAMES 32
+#define MAX_DISCARD (1u << 20) /* of one too-large message, before the socket is just dropped */
 #define SOCKET_SNDBUF 32768  /* per page (the kernel doubles it): ~0.3 s of the agent's voice */
 #define TALKING_NS 120000000ull /* the agent counts as talking this long after its last frame */
 #define MAX_FALSE_RUN 3      /* a page whose early flushes go unconfirmed this often in a row (its
@@ -80,7 +81,7 @@ typedef struct conn {
   unsigned char audio[KMK_ROOM_AUDIO_QUEUE][AUDIO_SLOT];
   size_t a_head, a_n;
   unsigned char rx[KMK_ROOM_MAX_MESSAGE];
-  size_t rx_len;
+  size_t rx_len, rx_over;      /* rx_over: bytes of a too-large message read and dropped */
   int rx_binary;
   double audio_t0_ms, audio_s; /* audio rate: seconds received since the first frame */
   double json_tokens, json_last_ms;
@@ -655,9 +656,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       if (c->closing) return c->closing == 2 ? -1 : 0;
       if (lws_is_first_fragment(wsi)) {
         c->rx_len = 0;
+        c->rx_over = 0;
         c->rx_binary = lws_frame_is_binary(wsi);
       }
-      if (c->rx_len + len > sizeof c->rx) {
+      if (c->rx_over || c->rx_len + len > sizeof c->rx) {
+        /* too large: the rest of the message is read and dropped (up to MAX_DISCARD), so the
+           close is not a reset racing the bytes still in flight */
+        c->rx_over += len;
+        int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+        if (!last && c->rx_over < MAX_DISCARD) break;
         static const char why[] = "message too large";
         KMK_INFO(TAG, "%s: closed (%s)", c->joined ? c->name : "a client", why);
         c->closing = 1;
