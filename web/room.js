@@ -28,7 +28,6 @@ const el = (tag, props = {}, ...kids) => {
   return e;
 };
 const ms = (v) => (v == null || Number.isNaN(v) ? '—' : v < 10 ? v.toFixed(1) : `${Math.round(v)}`);
-/* a stable colour per speaker name */
 /* a distinct colour per speaker, in order of appearance */
 const PALETTE = [210, 150, 25, 275, 330, 185, 45, 100, 300];
 const hues = new Map();
@@ -89,13 +88,9 @@ function trim(list) {
   while (list.children.length > MAX_LINES) list.firstElementChild.remove();
 }
 
-function scrollToEnd(list) {
-  const near = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  if (near) list.scrollTop = list.scrollHeight;
-}
-
 function addLine(kind, who, text, meta, data = {}) {
   const list = $('#transcript');
+  const near = list.scrollHeight - list.scrollTop - list.clientHeight < 80; /* reading the end */
   const li = el('li', { class: kind, dataset: { kind, speaker: who || '', ...data } });
   if (who) {
     const w = el('span', { class: 'who', text: who });
@@ -103,10 +98,10 @@ function addLine(kind, who, text, meta, data = {}) {
     li.append(w);
   }
   li.append(el('span', { class: 'text', text }));
-  if (meta) li.append(el('span', { class: 'meta', text: meta }));
+  li.append(el('span', { class: 'meta', text: meta || '' }));
   list.append(li);
   trim(list);
-  scrollToEnd(list);
+  if (near) list.scrollTop = list.scrollHeight;
   return li;
 }
 
@@ -239,13 +234,14 @@ function onEvent(ev) {
       break;
     }
     case 'transcript': {
-      setPeerState(who, 'idle', ev.text.length > 28 ? `“${ev.text.slice(0, 27)}…”` : `“${ev.text}”`);
+      const text = String(ev.text ?? '');
+      setPeerState(who, 'idle', text.length > 28 ? `“${text.slice(0, 27)}…”` : `“${text}”`);
       liveLines.get(who)?.remove();
       liveLines.delete(who);
       const conf = ev.confidence != null ? ` · ${Math.round(ev.confidence * 100)}%` : '';
-      addLine('transcript', who, ev.text, `${ev.provider || ''}${conf}`);
+      addLine('transcript', who, text, `${ev.provider || ''}${conf}`);
       const turn = turns.get(who) || { speaker: who };
-      turn.text = ev.text;
+      turn.text = text;
       turn.stt = lat.stt ?? (turn.endT != null ? (ev.t - turn.endT) * 1000 : null);
       turn.outcome = 'waiting for the personas';
       turns.set(who, turn);
@@ -293,7 +289,7 @@ function onEvent(ev) {
       break;
     }
     case 'interrupted': {
-      const line = [...document.querySelectorAll('#transcript li.agent')].pop();
+      const line = [...document.querySelectorAll('#transcript li.agent')].filter((l) => l.dataset.persona === who).pop();
       if (line) {
         line.classList.add('interrupted');
         line.querySelector('.meta').textContent += ` · interrupted by ${ev.by}; heard: “${ev.heard || ''}”`;
@@ -301,11 +297,18 @@ function onEvent(ev) {
       addLine('system', null, `${who} was interrupted by ${ev.by}`);
       break;
     }
-    case 'reply_dropped':
+    case 'reply_dropped': {
+      const i = pendingReplies.findIndex((t) => t.response && t.response === ev.response);
+      if (i >= 0) {
+        const turn = pendingReplies.splice(i, 1)[0];
+        turn.outcome = `${ev.persona || who}'s reply dropped (${ev.reason || '?'})`;
+        turnRow(turn);
+      }
       addLog('#dropped', 'fail', [el('b', { text: ev.persona || who }), ' reply dropped: ',
         el('span', { class: 'reason', text: ev.reason || '' }), ev.response ? ` — “${ev.response}”` : ''],
       { kind: 'reply_dropped', reason: ev.reason || '' });
       break;
+    }
     case 'persona_reload': {
       const okay = ev.ok !== false;
       let error = ev.error || 'error';
