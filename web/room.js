@@ -350,17 +350,18 @@ function onDecision(ev) {
     `on ${ev.trigger || '?'}${ev.to ? ` from ${ev.to}` : ''}${ev.addressed_me ? ' · addressed by name' : ''}` +
     `${ev.latency_ms && ev.latency_ms.brain != null ? ` · ${ev.latency_ms.brain} ms` : ''}`;
   if ((ev.trigger === 'transcript' || ev.trigger === 'chat') && ev.to) {
+    /* every persona decides on the turn; the row follows the one that speaks, else the first */
     const turn = turns.get(ev.to);
-    if (turn) {
+    if (turn && !turn.answerer && (ev.should_speak || turn.brain == null)) {
       turn.brain = ev.latency_ms && ev.latency_ms.brain;
       turn.outcome = ev.should_speak ? `${name} will answer` : `${name}: silent (${ev.thought || 'no reason'})`;
       turnRow(turn);
       if (ev.should_speak) {
+        turn.answerer = name;
         turn.response = ev.response;
         pendingReplies.push(turn);
         if (pendingReplies.length > 8) pendingReplies.shift();
       }
-      turns.delete(ev.to);
     }
   }
 }
