@@ -126,7 +126,7 @@ static int dpeer_start(dpeer *p, uv_loop_t *loop, const char *token, const char 
   return p->port;
 }
 
-static void dpeer_cmd(dpeer *p, const char *fmt, ...) {
+__attribute__((unused)) static void dpeer_cmd(dpeer *p, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -138,17 +138,17 @@ static void dpeer_cmd(dpeer *p, const char *fmt, ...) {
   (void)w;
 }
 
-static const char *dpeer_str(const cJSON *r, const char *k) {
+__attribute__((unused)) static const char *dpeer_str(const cJSON *r, const char *k) {
   const cJSON *x = cJSON_GetObjectItemCaseSensitive(r, k);
   return cJSON_IsString(x) ? x->valuestring : "";
 }
-static double dpeer_num(const cJSON *r, const char *k) {
+__attribute__((unused)) static double dpeer_num(const cJSON *r, const char *k) {
   const cJSON *x = cJSON_GetObjectItemCaseSensitive(r, k);
   return cJSON_IsNumber(x) ? x->valuedouble : -1;
 }
 
 /* Index of the first record at or after `from` with this ev (and key == val when key given). */
-static int dpeer_find(const dpeer *p, int from, const char *ev, const char *key, const char *val) {
+__attribute__((unused)) static int dpeer_find(const dpeer *p, int from, const char *ev, const char *key, const char *val) {
   for (int i = from < 0 ? 0 : from; i < p->n; i++) {
     if (strcmp(dpeer_str(p->rec[i], "ev"), ev)) continue;
     if (key && strcmp(dpeer_str(p->rec[i], key), val)) continue;

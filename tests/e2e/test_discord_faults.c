@@ -1,0 +1,183 @@
+/* End to end: the Discord controller's voice-life decisions against the local peer
+ * (tests/peers/discord/peer.js + voice.js), the peer sending a null voice endpoint first.
+ *
+ *   /join -> a VOICE_SERVER_UPDATE with a null endpoint is waited out, the real one connects;
+ *   voice close 4006 (session invalid) -> rejoin with backoff (op 4 again) -> ready again;
+ *   moved to another channel (our VOICE_STATE_UPDATE) -> "moved", the new channel is ours;
+ *   kicked (our channel becomes null) -> "kicked", out of voice, no op 4;
+ *   /join again, voice close 4014 -> "closed" with 4014 and no reconnect for 3 s;
+ *   a REST 401 -> fatal with a message naming DISCORD_TOKEN.
+ * Every handle is closed at the end (uv_loop_close == 0). Prints "skipped" without node/ws.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kameko/agent.h"
+#include "kameko/discord.h"
+#include "kameko/eventlog.h"
+#include "kameko/log.h"
+#include "test_discord_peer.h"
+
+#define TOKEN "test.bot.TOKEN_SECRET_faults_0123456789"
+#define ALICE "700000000000000001"
+#define BOT "800000000000000001"
+#define VOICE_CH "900000000000000020"
+#define VOICE2_CH "900000000000000021"
+
+static uv_loop_t loop_s, *loop = &loop_s;
+static dpeer P;
+static cJSON *evs[4096];
+static int n_evs, fatal_called;
+static char fatal_why[256];
+
+#define WAIT_UNTIL(expr, secs)                                                   \
+  ({                                                                             \
+    uint64_t end_ = uv_now(loop) + (uint64_t)((secs) * 1000);                    \
+    int ok_ = 0;                                                                 \
+    while (!(ok_ = !!(expr)) && uv_now(loop) < end_) uv_run(loop, UV_RUN_ONCE); \
+    ok_;                                                                         \
+  })
+
+static void observe(void *ud, const cJSON *ev) {
+  (void)ud;
+  if (n_evs < 4096) evs[n_evs++] = cJSON_Duplicate(ev, 1);
+}
+static const char *estr(const cJSON *e, const char *k) {
+  const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, k);
+  return cJSON_IsString(x) ? x->valuestring : "";
+}
+static int voice_ev(int from, const char *state) {
+  for (int i = from; i < n_evs; i++)
+    if (!strcmp(estr(evs[i], "type"), "discord_voice") && !strcmp(estr(evs[i], "state"), state)) return i;
+  return -1;
+}
+static int op4_count(int from, const char *channel) { /* op 4 records for channel ("" = null) */
+  int n = 0;
+  for (int i = from; i < P.n; i++) {
+    if (strcmp(dpeer_str(P.rec[i], "ev"), "voice_state")) continue;
+    const cJSON *c = cJSON_GetObjectItem(P.rec[i], "channel_id");
+    if (channel[0] ? (cJSON_IsString(c) && !strcmp(c->valuestring, channel)) : cJSON_IsNull(c)) n++;
+  }
+  return n;
+}
+static double clock_s(void *ud) {
+  (void)ud;
+  return (double)uv_now(loop) / 1000.0;
+}
+static void on_fatal(void *ud, const char *why) {
+  (void)ud;
+  fatal_called++;
+  snprintf(fatal_why, sizeof fatal_why, "%s", why);
+}
+static int closed_flag;
+static void closed_cb(void *ud) {
+  (void)ud;
+  closed_flag = 1;
+}
+
+static void test_voice_life(void) {
+  char tmp[] = "/tmp/kmk-dflt-XXXXXX";
+  if (!mkdtemp(tmp)) return;
+  const char *extra[] = {"--null-endpoint-first", "1", "--voice-out", tmp, "--voice-hb", "500", NULL};
+  if (!dpeer_start(&P, loop, TOKEN, extra)) return;
+  char err[256], url[256];
+  kmk_config cfg;
+  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
+  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
+  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  kmk_eventlog *log = kmk_eventlog_open(NULL, err, sizeof err);
+  kmk_eventlog_set_observer(log, observe, NULL);
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+  kmk_agent_opts ao = {.loop = loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .now = clock_s,
+                       .no_watch = 1};
+  kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(agent != NULL);
+  kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
+                        .persona_dir = KMK_SOURCE_DIR "/personas", .now = clock_s,
+                        .on_fatal = on_fatal};
+  kmk_discord *d = agent ? kmk_discord_new(&o, err, sizeof err) : NULL;
+  CHECK(d != NULL);
+  if (!d) {
+    dpeer_stop(&P);
+    return;
+  }
+  CHECK(WAIT_UNTIL(kmk_discord_get_status(d).commands_registered == 1, 20));
+
+  /* /join: the null endpoint is waited out; the real one connects */
+  dpeer_cmd(&P, "interaction join %s", ALICE);
+  CHECK(WAIT_UNTIL(voice_ev(0, "ready") >= 0, 20));
+  CHECK(voice_ev(0, "failed") < 0);
+
+  /* voice close 4006: the session is invalid -> rejoin with backoff -> ready again */
+  int from_ev = n_evs, from = P.n;
+  dpeer_cmd(&P, "voice {\"cmd\":\"close\",\"code\":4006}");
+  int i = -1;
+  CHECK(WAIT_UNTIL((i = voice_ev(from_ev, "rejoining")) >= 0, 20));
+  if (i >= 0) CHECK_EQ_INT(cJSON_GetObjectItem(evs[i], "close_code")->valueint, 4006);
+  CHECK(WAIT_UNTIL(op4_count(from, VOICE_CH) >= 1, 20));
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "ready") >= 0, 20));
+  CHECK(kmk_discord_get_status(d).voice_retries == 1);
+
+  /* moved by a moderator: our voice state names another channel */
+  from_ev = n_evs;
+  dpeer_cmd(&P, "voice_state %s %s", BOT, VOICE2_CH);
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "moved") >= 0, 10));
+  CHECK_STR(kmk_discord_get_status(d).voice_channel, VOICE2_CH);
+
+  /* kicked: our channel becomes null -> out of voice, no op 4 from us */
+  from_ev = n_evs;
+  from = P.n;
+  dpeer_cmd(&P, "voice_state %s null", BOT);
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "kicked") >= 0, 10));
+  CHECK(!kmk_discord_get_status(d).in_voice);
+  dpeer_run_for(&P, 0.5);
+  CHECK_EQ_INT(op4_count(from, ""), 0);
+
+  /* /join again; voice close 4014 -> closed, never reconnected */
+  from_ev = n_evs;
+  dpeer_cmd(&P, "interaction join %s", ALICE);
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "ready") >= 0, 20));
+  from_ev = n_evs;
+  dpeer_cmd(&P, "voice {\"cmd\":\"close\",\"code\":4014}");
+  CHECK(WAIT_UNTIL((i = voice_ev(from_ev, "closed")) >= 0, 20));
+  if (i >= 0) CHECK_EQ_INT(cJSON_GetObjectItem(evs[i], "close_code")->valueint, 4014);
+  from = P.n;
+  dpeer_run_for(&P, 3.0);
+  CHECK_EQ_INT(op4_count(from, VOICE_CH), 0);
+  CHECK(voice_ev(from_ev, "rejoining") < 0);
+  CHECK(!kmk_discord_get_status(d).in_voice);
+
+  /* a REST 401: fatal, with the token named as the thing to check */
+  dpeer_cmd(&P, "rest_fail 401 1");
+  dpeer_cmd(&P, "interaction mute %s", ALICE);
+  CHECK(WAIT_UNTIL(fatal_called == 1, 20));
+  CHECK(strstr(fatal_why, "401") != NULL && strstr(fatal_why, "DISCORD_TOKEN") != NULL);
+
+  kmk_discord_close(d, closed_cb, NULL);
+  CHECK(WAIT_UNTIL(closed_flag, 10));
+  kmk_agent_free(agent);
+  dpeer_stop(&P);
+  uv_run(loop, UV_RUN_DEFAULT);
+  kmk_eventlog_close(log);
+  kmk_config_free(&cfg);
+  char rm[128];
+  snprintf(rm, sizeof rm, "rm -rf %s", tmp);
+  CHECK(system(rm) == 0);
+}
+
+int main(void) {
+  kmk_log_set_level(getenv("KMK_LOG_LEVEL") ? (kmk_log_level)kmk_log_parse_level(getenv("KMK_LOG_LEVEL"))
+                                            : KMK_LOG_WARN);
+  uv_loop_init(loop);
+  RUN(test_voice_life);
+  CHECK_EQ_INT(uv_loop_close(loop), 0);
+  for (int i = 0; i < n_evs; i++) cJSON_Delete(evs[i]);
+  return check_done();
+}
