@@ -153,8 +153,11 @@ async function main() {
       const s = await L.waitStats(pages[who], (x) => x.flushes > flushesBefore[who], `the flush in ${who}'s page`, TIMEOUT);
       check(s.bargeIns[s.bargeIns.length - 1].wasPlaying, `${who}'s page stopped the reply too`);
     }
-    // playback stays stopped: at most one render quantum of audio after the flush, unless the agent
-    // starts a new reply (checked via audio_out_start)
+    // the engine confirms (an early flush it did not confirm would let the held voice go on)
+    const intr = await L.waitEvents(pages.Carol, (evs) => evs.find((e) => e.type === 'interrupted'), 'the interrupted event', TIMEOUT);
+    check(intr.by === 'Carol', `the engine logged the interruption by ${intr.by} (heard: "${intr.heard}")`);
+    // playback stays stopped from the last flush on: nothing played after it, unless the agent starts
+    // a new reply (checked via audio_out_start)
     const p0 = {};
     for (const who of ['Alice', 'Bob', 'Carol']) {
       const s = await L.stats(pages[who]);
@@ -162,7 +165,8 @@ async function main() {
     }
     await new Promise((r) => setTimeout(r, 700));
     const evC = await L.pageEvents(pages.Carol);
-    const newReply = evC.some((e) => e.type === 'audio_out_start' && e._rx > rec.silentAt);
+    const lastStop = (await L.stats(pages.Carol)).bargeIns.pop().silentAt;
+    const newReply = evC.some((e) => e.type === 'audio_out_start' && e._rx > lastStop);
     for (const who of ['Alice', 'Bob', 'Carol']) {
       const grew = (await L.stats(pages[who])).played - p0[who];
       check(newReply || grew <= 256, `${who}'s page stays silent after the flush (${grew} samples in 700 ms)`);
@@ -171,8 +175,6 @@ async function main() {
     await pages.Carol.screenshot({ path: path.join(outDir, 'room-carol-bargein.png') });
 
     const ss = evC.find((e) => e.type === 'speech_start' && e.speaker === 'Carol' && e._rx > rec.silentAt - 3000);
-    const intr = await L.waitEvents(pages.Carol, (evs) => evs.find((e) => e.type === 'interrupted'), 'the interrupted event', TIMEOUT);
-    check(intr.by === 'Carol', `the engine logged the interruption by ${intr.by} (heard: "${intr.heard}")`);
     const stop = evC.find((e) => e.type === 'playback_stop' && e._rx > rec.silentAt - 3000);
 
     if (process.env.KMK_BROWSER_DEBUG) {
