@@ -13,6 +13,8 @@ echo "== bench_reload (persona hot reload latency, Lua call per decision)"
 "$build/bench_reload"
 echo "== bench_discord_rx (Discord voice: decrypt + jitter + decode + VAD per stream; send pacing on the loop)"
 "$build/bench_discord_rx" 10
+echo "== bench_discord_gw (Discord gateway payload parsing, REST bucket bookkeeping)"
+"$build/bench_discord_gw"
 echo "== bench_room (browser room server: barge-in flush delays, agent frame pacing at a page, loop lateness; 8 pages)"
 "$build/bench_room" 5 8
 echo "== bench_cloud (cloud turn through the local provider peer with injected latencies: speech_end -> first audio, engine overhead; full answer vs early speech vs + speculative STT)"
