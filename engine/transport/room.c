@@ -888,6 +888,10 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
   r->pacer_open = 1;
   kmk_eventlog_set_observer(o->log, on_event, r);
   r->observing = 1;
+  char index[1100];
+  struct stat st;
+  snprintf(index, sizeof index, "%s/index.html", r->web_dir);
+  if (stat(index, &st) != 0) KMK_WARN(TAG, "%s is missing: the page will not load", index);
   KMK_INFO(TAG, "listening on %s (%zu personas available)", r->url, r->n_available);
   return r;
 }
