@@ -14,7 +14,8 @@
 //   playback silent in Carol's page; speech_start event -> silent; the engine's own timeline).
 // Then Bob adds a persona with the cast picker (every page shows the new cast), Alice types a
 // chat line (shown in Bob's page), and a broken save of kameko.lua (a copy) is refused with its
-// file:line in the reloads list, then the fixed file is taken.
+// file:line in the reloads list, then the fixed file is taken; the status shows the ping round
+// trip; Carol leaves (the others' peer lists drop her) and joins again from the same page.
 // Screenshots and logs go to BUILD_DIR/room_browser/. Exits 0 when every check passed, 1 otherwise;
 // prints "SKIPPED" and exits 0 only when no Chromium is installed and CI is not set.
 import fs from 'node:fs';
