@@ -167,8 +167,9 @@ int kmk_dgw_send(kmk_dgw *g, int op, cJSON *d /* taken */);
 kmk_dgw_state kmk_dgw_get_state(const kmk_dgw *g);
 const kmk_dgw_ready *kmk_dgw_get_ready(const kmk_dgw *g);
 kmk_dgw_stats kmk_dgw_get_stats(const kmk_dgw *g);
-/* Closes the connection (code 1000: the session ends) and timers; closed(ud) after the last
-   handle closed, then g is freed. */
+/* Drops the connection (the WebSocket client sends no close frame, so Discord ends the session
+   when it times out) and closes the timers; closed(ud) after the last handle closed, then g is
+   freed. */
 void kmk_dgw_close(kmk_dgw *g, void (*closed)(void *ud), void *ud);
 
 /* ---- REST rate-limit buckets (pure) -------------------------------------------------------- */
