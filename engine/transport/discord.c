@@ -29,7 +29,9 @@
 
 #define TAG "discord"
 #define MAX_GUILDS 32
-#define MAX_USERS 4096   /* names kept; beyond this the oldest entries are overwritten */
+#define MAX_USERS 4096   /* names kept; when full the table starts afresh (names are re-learned
+                            from voice states, messages and interactions) */
+#define USER_SLOTS 8192  /* open-addressing index over users[] (power of two, > 2 x MAX_USERS) */
 #define MAX_VSTATES 4096 /* voice states kept across guilds */
 #define MAX_VOICE_RETRIES 5
 
@@ -69,7 +71,8 @@ struct kmk_discord {
   guild guilds[MAX_GUILDS];
   int n_guilds;
   user users[MAX_USERS];
-  int n_users, users_next;
+  int n_users;
+  int16_t user_slot[USER_SLOTS]; /* index into users[] + 1; 0 = empty */
   vstate vs[MAX_VSTATES];
   int n_vs;
   /* voice */
@@ -112,23 +115,35 @@ static guild *find_guild(kmk_discord *d, const char *id, int create) {
   return g;
 }
 
+static uint32_t id_hash(const char *id) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *id; id++) h = (h ^ (uint8_t)*id) * 16777619u;
+  return h;
+}
+
 static user *find_user(kmk_discord *d, const char *id) {
-  for (int i = 0; i < d->n_users; i++)
-    if (!strcmp(d->users[i].user_id, id)) return &d->users[i];
-  return NULL;
+  for (uint32_t k = id_hash(id) & (USER_SLOTS - 1);; k = (k + 1) & (USER_SLOTS - 1)) {
+    int i = d->user_slot[k];
+    if (!i) return NULL;
+    if (!strcmp(d->users[i - 1].user_id, id)) return &d->users[i - 1];
+  }
 }
 
 static void set_user(kmk_discord *d, const char *id, const char *name, int bot) {
   if (!id[0]) return;
   user *u = find_user(d, id);
   if (!u) {
-    if (d->n_users < MAX_USERS) u = &d->users[d->n_users++];
-    else {
-      u = &d->users[d->users_next];
-      d->users_next = (d->users_next + 1) % MAX_USERS;
+    if (d->n_users == MAX_USERS) { /* start afresh: bounded memory, O(1) lookups */
+      KMK_DEBUG(TAG, "user name table full: cleared");
+      d->n_users = 0;
+      memset(d->user_slot, 0, sizeof d->user_slot);
     }
+    u = &d->users[d->n_users++];
     memset(u, 0, sizeof *u);
     snprintf(u->user_id, sizeof u->user_id, "%s", id);
+    uint32_t k = id_hash(u->user_id) & (USER_SLOTS - 1);
+    while (d->user_slot[k]) k = (k + 1) & (USER_SLOTS - 1);
+    d->user_slot[k] = (int16_t)d->n_users;
   }
   if (name && name[0]) snprintf(u->name, sizeof u->name, "%s", name);
   if (bot >= 0) u->bot = bot;
