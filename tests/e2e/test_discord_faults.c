@@ -2,6 +2,7 @@
  * (tests/peers/discord/peer.js + voice.js), the peer sending a null voice endpoint first.
  *
  *   /join -> a VOICE_SERVER_UPDATE with a null endpoint is waited out, the real one connects;
+ *   voice close 4015 -> the voice side resumes (no new op 4);
  *   voice close 4006 (session invalid) -> rejoin with backoff (op 4 again) -> ready again;
  *   moved to another channel (our VOICE_STATE_UPDATE) -> "moved", the new channel is ours;
  *   kicked (our channel becomes null) -> "kicked", out of voice, no op 4;
@@ -115,8 +116,17 @@ static void test_voice_life(void) {
   CHECK(WAIT_UNTIL(voice_ev(0, "ready") >= 0, 20));
   CHECK(voice_ev(0, "failed") < 0);
 
-  /* voice close 4006: the session is invalid -> rejoin with backoff -> ready again */
+  /* voice close 4015 (voice server crashed): the voice side resumes by itself, no new op 4 */
   int from_ev = n_evs, from = P.n;
+  dpeer_cmd(&P, "voice {\"cmd\":\"close\",\"code\":4015}");
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "resuming") >= 0, 20));
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "ready") >= 0, 20));
+  CHECK_EQ_INT(op4_count(from, VOICE_CH), 0);
+  CHECK(voice_ev(from_ev, "rejoining") < 0);
+
+  /* voice close 4006: the session is invalid -> rejoin with backoff -> ready again */
+  from_ev = n_evs;
+  from = P.n;
   dpeer_cmd(&P, "voice {\"cmd\":\"close\",\"code\":4006}");
   int i = -1;
   CHECK(WAIT_UNTIL((i = voice_ev(from_ev, "rejoining")) >= 0, 20));
