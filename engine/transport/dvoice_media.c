@@ -3,7 +3,8 @@
  * agent speakers (PLC for losses, silence fill while a user is quiet so endpointing sees the end
  * of a turn), a small buffer for SSRCs that SPEAKING has not named yet, and the 20 ms paced send
  * of the agent's voice (speaking flag first, seq/timestamp/nonce, 5 silence frames then
- * speaking 0; muted or not-ready frames are pulled and dropped). Loop thread only.
+ * speaking 0; muted or not-ready frames are pulled and dropped), plus an 8-byte UDP keep-alive
+ * every 5 s. Loop thread only.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,6 +339,14 @@ static void tick(kmk_pacer_uv *pu, uint64_t due, void *ud) {
     v->pend_count--;
   }
   for (uint64_t k = 0; k < due && !v->closing; k++) send_slot(v);
+  /* UDP keep-alive every 5 s (keeps NAT mappings open while nobody talks): 8 bytes, a counter */
+  if (v->have_key && v->pacer->pacer.next % 250 == 0) {
+    uint8_t ka[8];
+    uint64_t c = ++v->keepalive;
+    for (int i = 0; i < 8; i++) ka[i] = (uint8_t)(c >> (8 * i));
+    uv_buf_t b = uv_buf_init((char *)ka, sizeof ka);
+    uv_udp_try_send(&v->udp, &b, 1, (const struct sockaddr *)&v->server);
+  }
 }
 
 void dv_media_ready(kmk_dvoice *v) {

@@ -286,12 +286,13 @@ function startVoice(opts = {}) {
     const file = path.join(outDir, `bot-utterance-${++st.utterances}.pkt`);
     writePackets(file, u.pkts);
     const dev = u.gaps.map((g) => Math.abs(g - 20));
+    const within10 = dev.length ? dev.filter((x) => x <= 10).length / dev.length : 1;
     // audio with no SPEAKING at all, or one that came long after the first packet
     if (u.implicit || u.speaking_late_ms > 250) emit({ ev: 'rtp_without_speaking' });
     emit({ ev: 'utterance', n: st.utterances, packets: u.pkts.length, voiced: u.voiced,
       silence_tail: u.tail, seq_ok: u.seq_ok, ts_ok: u.ts_ok, nonce_ok: u.nonce_ok,
       header_ok: u.header_ok, dave_failed: u.dave_failed, gap_p50: pct(dev, 0.5), gap_p99: pct(dev, 0.99),
-      gap_max: dev.length ? Math.max(...dev) : 0, span_ms: u.last ? u.last.t - u.first : 0,
+      gap_max: dev.length ? Math.max(...dev) : 0, within10, span_ms: u.last ? u.last.t - u.first : 0,
       start_ms: u.start, end_ms: u.end_ms || Date.now(), file });
   }
 
@@ -306,6 +307,7 @@ function startVoice(opts = {}) {
       emit({ ev: 'ip_discovery', ssrc: msg.readUInt32BE(4) });
       return;
     }
+    if (msg.length === 8) { st.keepalives = (st.keepalives || 0) + 1; return; } // UDP keep-alive
     if (st.key) onBotRtp(msg, t);
   });
 
