@@ -30,6 +30,12 @@
  *                         EDGE_TTS=1 in the environment; used for persona voices with engine
  *                         "edge"; a failure before any audio falls back to the offline voice.
  * Barge-in cancels Edge synthesis and LLM requests in flight; kmk_agent_free cancels everything.
+ * Early speech: a streaming LLM answer's first sentence is spoken once it says should_speak and
+ * the floor is free ("early_speech"); the final decision continues or stops it ("playback_stop"
+ * reason "retracted"). Speculative STT (persona policy.speculative_stt): Groq hears the audio so
+ * far at a speech pause; reused when the turn ends there ("stt_speculative"). The hallucination
+ * lists are scripts/gates.lua (hot reloaded, "gates_reload"); Groq gets a per-speaker language
+ * hint (kmk_agent_speaker_set_lang, learned, or the room's). README "Cloud providers" has more.
  */
 #ifndef KAMEKO_AGENT_H
 #define KAMEKO_AGENT_H
