@@ -118,6 +118,8 @@ struct kmk_room {
   size_t n_available;
   char active[KMK_ROOM_MAX_ACTIVE][KMK_ROOM_PERSONA_MAX];
   size_t n_active;
+  char persona_names[16][KMK_ROOM_PERSONA_MAX]; /* display names seen in decision/cast events */
+  size_t n_persona_names;
   unsigned char frame[AUDIO_SLOT]; /* the current agent frame, mono LE */
   /* early barge-in (see "Barge-in" above) */
   uint64_t last_voice_ns;          /* when the agent's last voiced frame went out */
@@ -249,6 +251,14 @@ static void flush_all(kmk_room *r, const char *reason) {
   broadcast(r, buf, (size_t)n);
 }
 
+/* Persona names (e.g. "Kameko", "Marta") are kept so no person can take one. */
+static void note_persona_name(kmk_room *r, const char *name) {
+  for (size_t i = 0; i < r->n_persona_names; i++)
+    if (strcasecmp(r->persona_names[i], name) == 0) return;
+  if (r->n_persona_names < 16 && strlen(name) < KMK_ROOM_PERSONA_MAX)
+    snprintf(r->persona_names[r->n_persona_names++], KMK_ROOM_PERSONA_MAX, "%s", name);
+}
+
 static void on_event(void *ud, const cJSON *ev) {
   kmk_room *r = ud;
   if (r->closing) return;
@@ -265,6 +275,14 @@ static void on_event(void *ud, const cJSON *ev) {
     if (!early)
       flush_all(r, strcmp(reason, "muted") == 0 || strcmp(reason, "cast") == 0 ? reason : "barge_in");
   }
+  const cJSON *pn = cJSON_GetObjectItemCaseSensitive(ev, "persona");
+  if (cJSON_IsString(type) && strcmp(type->valuestring, "decision") == 0 && cJSON_IsString(pn))
+    note_persona_name(r, pn->valuestring);
+  const cJSON *cast = cJSON_GetObjectItemCaseSensitive(ev, "personas"), *it;
+  if (cJSON_IsString(type) && strcmp(type->valuestring, "cast") == 0 && cJSON_IsArray(cast))
+    cJSON_ArrayForEach(it, cast) {
+      if (cJSON_IsString(it)) note_persona_name(r, it->valuestring);
+    }
   char *s = cJSON_PrintUnformatted(ev);
   if (!s) return;
   size_t n = strlen(s);
@@ -387,9 +405,14 @@ static void send_welcome(kmk_room *r, conn *c) {
   cJSON_Delete(j);
 }
 
+/* Taken: a person here, a persona file's name or a persona's display name (case-insensitive). */
 static int name_taken(kmk_room *r, const char *name) {
   for (conn *c = r->conns; c; c = c->next)
     if (c->joined && strcasecmp(c->name, name) == 0) return 1;
+  for (size_t i = 0; i < r->n_available; i++)
+    if (strcasecmp(r->available[i], name) == 0) return 1;
+  for (size_t i = 0; i < r->n_persona_names; i++)
+    if (strcasecmp(r->persona_names[i], name) == 0) return 1;
   return 0;
 }
 

@@ -553,11 +553,12 @@ static void test_token(void) {
   connect_to(&cl[1], "self", "/ws?token=wrong");
   connect_to(&cl[2], "self", "/ws?token=s3cret-room-token");
   run_for(300);
-  if (cl[2].open) hello(&cl[2], "alice");
+  if (cl[2].open) hello(&cl[2], "KAMEKO"); /* a persona's name is not for people */
   CHECK(run_until(p_token, 10000));
   CHECK(!cl[0].open && cl[0].status == 403);
   CHECK(!cl[1].open && cl[1].status == 403);
   CHECK(cl[2].welcomed);
+  CHECK_STR(cl[2].you, "KAMEKO 2");
   /* a second room on the same port: a clear error, nothing left behind on the loop */
   {
     kmk_config c3;
