@@ -40,7 +40,7 @@ static uv_loop_t loop_s, *loop = &loop_s;
 static dpeer P;
 static cJSON *evs[4096];
 static int n_evs;
-static char tmpdir[] = "/tmp/kmk-dconv-XXXXXX";
+static char tmpdir[64];
 
 #define WAIT_UNTIL(expr, secs)                                                   \
   ({                                                                             \
@@ -148,15 +148,19 @@ static void closed_cb(void *ud) {
   closed_flag = 1;
 }
 
-static void test_conversation(void) {
+static void run_conversation(int dave) {
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk-dconv-XXXXXX");
   if (!mkdtemp(tmpdir)) return;
+  n_evs = 0;
   char alice[300], bob[300], path[300], err[256], url[256];
   snprintf(alice, sizeof alice, "%s/alice.pkt", tmpdir);
   snprintf(bob, sizeof bob, "%s/bob.pkt", tmpdir);
   CHECK(write_packets(alice, "slt", ALICE_LINE) == 0);
   CHECK(write_packets(bob, "kal16", BOB_LINE) == 0);
 
-  const char *extra[] = {"--heartbeat-ms", "1000", "--voice-out", tmpdir, "--voice-hb", "500", NULL};
+  /* without DAVE the list ends at the NULL: users join the call by command instead */
+  const char *extra[] = {"--heartbeat-ms", "1000", "--voice-out", tmpdir, "--voice-hb", "500",
+                         dave ? "--voice-dave" : NULL, "1", "--voice-users", ALICE "," BOB, NULL};
   if (!dpeer_start(&P, loop, TOKEN, extra)) return;
   kmk_config cfg;
   CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
@@ -177,7 +181,7 @@ static void test_conversation(void) {
   kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
   CHECK(agent != NULL);
   kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
-                        .persona_dir = KMK_SOURCE_DIR "/personas", .max_dave_version = 0,
+                        .persona_dir = KMK_SOURCE_DIR "/personas", .max_dave_version = dave,
                         .now = clock_s};
   kmk_discord *d = agent ? kmk_discord_new(&o, err, sizeof err) : NULL;
   CHECK(d != NULL);
@@ -201,9 +205,15 @@ static void test_conversation(void) {
   CHECK(WAIT_UNTIL((i = dpeer_find(&P, 0, "v.identify", NULL, NULL)) >= 0, 5));
   if (i >= 0) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(P.rec[i], "ok")));
 
-  /* both join the call; the speakers are named from the guild's member list; the persona greets */
-  dpeer_cmd(&P, "voice {\"cmd\":\"join\",\"user\":\"%s\"}", ALICE);
-  dpeer_cmd(&P, "voice {\"cmd\":\"join\",\"user\":\"%s\"}", BOB);
+  if (dave) { /* the MLS group forms (the users were in the call before the bot) */
+    CHECK(WAIT_UNTIL((i = dpeer_find(&P, 0, "v.dave_ready", NULL, NULL)) >= 0, 30));
+    if (i >= 0) printf("DAVE ready: voice privacy code %s\n", dpeer_str(P.rec[i], "code"));
+    CHECK_EQ_INT(dpeer_count(&P, 0, "v.dave_error"), 0);
+  } else { /* both join the call */
+    dpeer_cmd(&P, "voice {\"cmd\":\"join\",\"user\":\"%s\"}", ALICE);
+    dpeer_cmd(&P, "voice {\"cmd\":\"join\",\"user\":\"%s\"}", BOB);
+  }
+  /* the speakers are named from the guild's member list; the persona greets */
   CHECK(WAIT_UNTIL(ev_find(0, "join", "speaker", "alice") >= 0, 10));
   CHECK(WAIT_UNTIL(ev_find(0, "join", "speaker", "bob") >= 0, 10));
   CHECK(WAIT_UNTIL(dpeer_find(&P, 0, "v.utterance", NULL, NULL) >= 0, 90));
@@ -225,6 +235,7 @@ static void test_conversation(void) {
   dpeer_cmd(&P, "voice {\"cmd\":\"play\",\"user\":\"%s\",\"file\":\"%s\"}", BOB, bob);
   CHECK(WAIT_UNTIL((i = dpeer_find(&P, from, "v.utterance", NULL, NULL)) >= 0, 90));
   if (i >= 0) check_reply(P.rec[i]);
+  if (i >= 0 && dave) CHECK_EQ_INT((int)dpeer_num(P.rec[i], "dave_failed"), 0);
   int bt = ev_find(0, "transcript", "speaker", "bob");
   CHECK(bt >= 0);
   if (bt >= 0) printf("bob heard: \"%s\"\n", pstr(evs[bt], "text"));
@@ -249,6 +260,23 @@ static void test_conversation(void) {
   uv_run(loop, UV_RUN_DEFAULT);
   kmk_eventlog_close(log);
   kmk_config_free(&cfg);
+  for (int k = 0; k < n_evs; k++) cJSON_Delete(evs[k]);
+  n_evs = 0;
+  char rm[128];
+  snprintf(rm, sizeof rm, "rm -rf %s", tmpdir);
+  CHECK(system(rm) == 0);
+}
+
+static void test_conversation(void) { run_conversation(0); }
+
+/* The same through DAVE (protocol version 1, what Discord requires): the users are @snazzah/davey
+   clients of the peer; their speech is DAVE-encrypted and the bot's reply must decrypt. */
+static void test_conversation_dave(void) {
+  if (access(KMK_SOURCE_DIR "/tests/peers/discord/node_modules/@snazzah/davey", R_OK) != 0) {
+    printf("DAVE: skipped (no @snazzah/davey)\n");
+    return;
+  }
+  run_conversation(1);
 }
 
 int main(void) {
@@ -256,10 +284,7 @@ int main(void) {
                                             : KMK_LOG_WARN);
   uv_loop_init(loop);
   RUN(test_conversation);
+  RUN(test_conversation_dave);
   CHECK_EQ_INT(uv_loop_close(loop), 0);
-  for (int i = 0; i < n_evs; i++) cJSON_Delete(evs[i]);
-  char rm[128];
-  snprintf(rm, sizeof rm, "rm -rf %s", tmpdir);
-  if (strchr(tmpdir, 'X') == NULL && system(rm) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
   return check_done();
 }

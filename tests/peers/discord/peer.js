@@ -4,7 +4,8 @@
 // exists, the voice half (voice gateway + UDP) whose endpoint goes into VOICE_SERVER_UPDATE.
 //
 // Usage: node peer.js --port 0 --token TOKEN [--heartbeat-ms 41250] [--null-endpoint-first 1]
-//        [--voice-out DIR] [--voice-modes aes,xchacha] [--voice-hb MS]  (for voice.js)
+//        [--voice-out DIR] [--voice-modes aes,xchacha] [--voice-hb MS] [--voice-dave 1]
+//        [--voice-users ID,ID]  (for voice.js: DAVE on; users already in the call)
 // stdout: first line "PORT <n>", then one JSON record per line ({ev: ...}) for every thing the
 //         bot did (connect, identify, resume, heartbeat, voice_state, rest, interaction_response,
 //         edit_original, disconnect) and the voice half's records.
@@ -62,6 +63,8 @@ const gw = new Gateway({
     out: args['voice-out'],
     modes: args['voice-modes'] ? args['voice-modes'].split(',') : undefined,
     heartbeat_interval: args['voice-hb'] ? Number(args['voice-hb']) : undefined,
+    dave: args['voice-dave'] === '1',
+    users: args['voice-users'] ? args['voice-users'].split(',') : undefined,
   }, o)) : null,
 });
 
