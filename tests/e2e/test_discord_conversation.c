@@ -10,7 +10,9 @@
  * non-silent reply with seq/timestamp/nonce steps right, 5 silence frames at the end and 20 ms
  * pacing (mean interval within 1 ms of 20 ms, p99 deviation <= 60 ms: the bound holds under ASan on
  * a loaded 2-core machine; bench/ has the real figures). /leave closes the voice
- * connection and sends op 4 with a null channel. Every handle is closed (uv_loop_close == 0).
+ * connection and sends op 4 with a null channel. The whole run is repeated with DAVE (protocol
+ * version 1, the users being @snazzah/davey clients of the peer; skipped without davey). Every
+ * handle is closed (uv_loop_close == 0).
  * Prints "skipped" and passes without node / the peer's node_modules.
  */
 #include <math.h>
