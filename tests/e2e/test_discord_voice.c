@@ -575,6 +575,12 @@ static void test_xchacha_only(void) {
   run_until_state(KMK_DVOICE_READY, 20);
   CHECK_EQ_INT(g_state, KMK_DVOICE_READY);
   CHECK_EQ_INT(peer_count(&p, "identify"), ids + 1);
+
+  /* 4006 session no longer valid: CLOSED, the controller decides whether to join again */
+  peer_cmd(&p, "{\"cmd\":\"close\",\"code\":4006}");
+  run_until_state(KMK_DVOICE_CLOSED, 10);
+  CHECK_EQ_INT(g_state, KMK_DVOICE_CLOSED);
+  CHECK_EQ_INT(g_code, 4006);
   dvoice_stop(v);
   peer_stop(&p);
 }
