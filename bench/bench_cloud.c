@@ -19,7 +19,7 @@
  * timers, MP3 encoding on a loaded machine), so a second figure subtracts the provider time as
  * the engine's clients measured it on the wire (STT request, LLM request to the first sentence or
  * the end, TTS first audio): what is left is the engine's own work between the stages.
- * Usage: bench_cloud [turns=50]. Needs node and tests/peers/cloud/node_modules (`make peers`).
+ * Usage: bench_cloud [turns=50]; KMK_BENCH_VERBOSE=1 prints every turn's breakdown. Needs node and tests/peers/cloud/node_modules (`make peers`).
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -209,6 +209,9 @@ static int run_mode(int port, const char *persona, const buf *speech, int turns,
          while the frame is pulled, so tts_first_audio is in) */
       own[done] = e2e[done] - (g.stt_ms > 0 ? g.stt_ms : 0) - (g.llm_ms > 0 ? g.llm_ms : 0) -
                   (g.tts_ms > 0 ? g.tts_ms : 0);
+      if (getenv("KMK_BENCH_VERBOSE"))
+        printf("  turn %d: e2e %.1f = stt %.1f + llm %.1f + tts %.1f + own %.1f ms\n", turn,
+               e2e[done], g.stt_ms, g.llm_ms, g.tts_ms, own[done]);
       done++;
     }
     kmk_agent_set_muted(a, 1);
