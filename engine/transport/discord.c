@@ -576,6 +576,7 @@ static void command(kmk_discord *d, const kmk_dgw_interaction *it) {
 
 static void on_dispatch(void *ud, const char *t, const cJSON *data) {
   kmk_discord *d = ud;
+  if (d->closing || !d->gw) return;
   if (!strcmp(t, "READY")) {
     const kmk_dgw_ready *r = kmk_dgw_get_ready(d->gw);
     set_user(d, r->user_id, r->user_name, 1);
@@ -726,6 +727,14 @@ kmk_discord_status kmk_discord_get_status(const kmk_discord *d) {
 
 kmk_dgw *kmk_discord_gateway(kmk_discord *d) { return d->gw; }
 
+static void maybe_finish(kmk_discord *d);
+static void part_closed(void *ud);
+/* the gateway is closed: now the WebSocket context (shared with the voice connection) may go */
+static void gw_closed(void *ud) {
+  kmk_discord *d = ud;
+  kmk_ws_close(d->ws, part_closed, d);
+}
+
 static void maybe_finish(kmk_discord *d) {
   if (--d->pending_close > 0) return;
   void (*cb)(void *) = d->closed;
@@ -745,7 +754,7 @@ void kmk_discord_close(kmk_discord *d, void (*closed)(void *ud), void *ud) {
     send_voice_state(d, d->v_guild, NULL);
   kmk_drest_free(d->rest);
   d->rest = NULL;
-  d->pending_close = 1 + 3 + (d->gw ? 1 : 0) + 2; /* guard + timers + gateway + ws + http */
+  d->pending_close = 1 + 3 + 1 + 1; /* guard + timers + ws (after the gateway) + http */
   kmk_dvoice *vs[2] = {d->voice, d->voice_dying};
   d->voice = d->voice_dying = NULL;
   for (int i = 0; i < 2; i++)
@@ -753,12 +762,12 @@ void kmk_discord_close(kmk_discord *d, void (*closed)(void *ud), void *ud) {
       d->pending_close++;
       kmk_dvoice_close(vs[i], part_closed, d);
     }
-  if (d->gw) kmk_dgw_close(d->gw, part_closed, d);
+  if (d->gw) kmk_dgw_close(d->gw, gw_closed, d); /* lingers while a last op 4 goes out */
+  else kmk_ws_close(d->ws, part_closed, d);
   d->gw = NULL;
   uv_close((uv_handle_t *)&d->leave_timer, timer_closed);
   uv_close((uv_handle_t *)&d->rejoin_timer, timer_closed);
   uv_close((uv_handle_t *)&d->reap_timer, timer_closed);
-  kmk_ws_close(d->ws, part_closed, d);
   kmk_http_close(d->http, part_closed, d);
   maybe_finish(d); /* the guard */
 }

@@ -26,6 +26,7 @@
 
 #define TAG "discord-gw"
 #define QMAX 64
+#define KMK_DGW_LINGER_MS 300 /* on close, how long queued payloads get to reach the gateway */
 
 struct kmk_dgw {
   uv_loop_t *loop;
@@ -43,6 +44,7 @@ struct kmk_dgw {
   double hb_ms;
   int awaiting_ack;
   int attempt;
+  uint64_t last_send; /* uv_now of the last queued payload written (0 = none) */
   kmk_dgw_rl rl;
   char *q[QMAX];
   int qh, qn;
@@ -100,6 +102,7 @@ static void flush(kmk_dgw *g) {
     g->qh = (g->qh + 1) % QMAX;
     g->qn--;
     raw_send(g, s);
+    g->last_send = uv_now(g->loop);
     free(s);
   }
 }
@@ -205,7 +208,7 @@ static void on_open(void *ud, kmk_ws_conn *c) {
 
 static void on_message(void *ud, kmk_ws_conn *c, const void *data, size_t len, int binary) {
   kmk_dgw *g = ud;
-  if (c != g->conn || binary) return;
+  if (c != g->conn || binary || g->closing) return; /* nothing reaches the owner after close */
   kmk_dgw_frame f;
   if (kmk_dgw_parse_frame(data, len, &f) != 0) {
     KMK_WARN(TAG, "dropped a malformed gateway frame (%zu bytes)", len);
@@ -374,14 +377,37 @@ static void handle_closed(uv_handle_t *h) {
   if (cb) cb(ud);
 }
 
-void kmk_dgw_close(kmk_dgw *g, void (*closed)(void *ud), void *ud) {
-  if (!g || g->closing) return;
-  g->closing = 1;
-  g->closed = closed;
-  g->closed_ud = ud;
+static void finish_close(kmk_dgw *g) {
   drop_conn(g);
   g->state = KMK_DGW_CLOSED;
   uv_close((uv_handle_t *)&g->hb, handle_closed);
   uv_close((uv_handle_t *)&g->retry, handle_closed);
   uv_close((uv_handle_t *)&g->pace, handle_closed);
+}
+
+static void linger_cb(uv_timer_t *t) { finish_close(t->data); }
+
+void kmk_dgw_close(kmk_dgw *g, void (*closed)(void *ud), void *ud) {
+  if (!g || g->closing) return;
+  g->closing = 1;
+  g->closed = closed;
+  g->closed_ud = ud;
+  int recent = g->last_send && uv_now(g->loop) - g->last_send < 1000;
+  if (g->conn && g->opened && g->state == KMK_DGW_CONNECTED && (g->qn > 0 || recent)) {
+    /* last words (e.g. op 4 leaving voice): written now, the socket dropped a moment later */
+    while (g->qn > 0) {
+      char *s = g->q[g->qh];
+      g->q[g->qh] = NULL;
+      g->qh = (g->qh + 1) % QMAX;
+      g->qn--;
+      raw_send(g, s);
+      free(s);
+    }
+    uv_timer_stop(&g->hb);
+    uv_timer_stop(&g->retry);
+    uv_timer_stop(&g->pace);
+    uv_timer_start(&g->retry, linger_cb, KMK_DGW_LINGER_MS, 0);
+    return;
+  }
+  finish_close(g);
 }

@@ -167,9 +167,11 @@ int kmk_dgw_send(kmk_dgw *g, int op, cJSON *d /* taken */);
 kmk_dgw_state kmk_dgw_get_state(const kmk_dgw *g);
 const kmk_dgw_ready *kmk_dgw_get_ready(const kmk_dgw *g);
 kmk_dgw_stats kmk_dgw_get_stats(const kmk_dgw *g);
-/* Drops the connection (the WebSocket client sends no close frame, so Discord ends the session
-   when it times out) and closes the timers; closed(ud) after the last handle closed, then g is
-   freed. */
+/* Sends what is queued (e.g. a last op 4 leaving voice) and, when anything went out in the last
+   second, gives it 300 ms to reach the gateway; then drops the
+   connection (the WebSocket client sends no close frame, so Discord ends the session when it
+   times out) and closes the timers; closed(ud) after the last handle closed, then g is freed.
+   Keep the WebSocket client alive until then. */
 void kmk_dgw_close(kmk_dgw *g, void (*closed)(void *ud), void *ud);
 
 /* ---- REST rate-limit buckets (pure) -------------------------------------------------------- */

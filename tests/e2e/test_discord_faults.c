@@ -7,7 +7,8 @@
  *   moved to another channel (our VOICE_STATE_UPDATE) -> "moved", the new channel is ours;
  *   kicked (our channel becomes null) -> "kicked", out of voice, no op 4;
  *   /join again, voice close 4014 -> "closed" with 4014 and no reconnect for 3 s;
- *   a REST 401 -> fatal with a message naming DISCORD_TOKEN.
+ *   a REST 401 -> fatal with a message naming DISCORD_TOKEN;
+ *   closing while in voice -> the leave (op 4, null channel) reaches the gateway first.
  * Every handle is closed at the end (uv_loop_close == 0). Prints "skipped" without node/ws.
  */
 #include <stdint.h>
@@ -164,14 +165,22 @@ static void test_voice_life(void) {
   CHECK(voice_ev(from_ev, "rejoining") < 0);
   CHECK(!kmk_discord_get_status(d).in_voice);
 
+  /* in voice again for the shutdown check below */
+  from_ev = n_evs;
+  dpeer_cmd(&P, "interaction join %s", ALICE);
+  CHECK(WAIT_UNTIL(voice_ev(from_ev, "ready") >= 0, 20));
+
   /* a REST 401: fatal, with the token named as the thing to check */
   dpeer_cmd(&P, "rest_fail 401 1");
   dpeer_cmd(&P, "interaction mute %s", ALICE);
   CHECK(WAIT_UNTIL(fatal_called == 1, 20));
   CHECK(strstr(fatal_why, "401") != NULL && strstr(fatal_why, "DISCORD_TOKEN") != NULL);
 
+  /* closing while in voice: the last op 4 (leave) reaches the gateway before the socket drops */
+  from = P.n;
   kmk_discord_close(d, closed_cb, NULL);
   CHECK(WAIT_UNTIL(closed_flag, 10));
+  CHECK(WAIT_UNTIL(op4_count(from, "") == 1, 5));
   kmk_agent_free(agent);
   dpeer_stop(&P);
   uv_run(loop, UV_RUN_DEFAULT);
