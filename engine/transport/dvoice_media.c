@@ -80,20 +80,40 @@ static void put_packet(kmk_dvoice *v, dv_user *u, uint16_t seq, const uint8_t *p
   drain(v, u, now_ms);
 }
 
+/* DAVE-decrypts (when DAVE is on) and stores one packet of a known user. A frame that does not
+ * decrypt is dropped and counted; the jitter buffer conceals the gap. */
+static void dave_put(kmk_dvoice *v, dv_user *u, uint16_t seq, const uint8_t *p, size_t n) {
+  static uint8_t clear[KMK_RTP_MAX_PACKET]; /* loop thread only */
+  if (v->dave && v->dave_version > 0 && !(n == 3 && memcmp(p, SILENCE, 3) == 0)) {
+    size_t ol = 0;
+    if (kmk_dave_session_decrypt(v->dave, u->id64, p, n, clear, sizeof clear, &ol, dv_ms()) < 0) {
+      v->st.rx_dave_failed++;
+      return;
+    }
+    p = clear;
+    n = ol;
+  }
+  put_packet(v, u, seq, p, n, dv_ms());
+}
+
 void dv_user_map(kmk_dvoice *v, const char *id, uint32_t ssrc) {
   dv_user *other = user_by_ssrc(v, ssrc);
   if (other && strcmp(other->id, id) != 0) other->has_ssrc = 0; /* the SSRC moved */
   dv_user *u = dv_user_get(v, id, 1);
   if (!u) return;
-  if (!u->has_ssrc || u->ssrc != ssrc) kmk_jitter_init(&u->jb, 3, 60);
+  if (u->has_ssrc && u->ssrc != ssrc) { /* a new stream: keep the old one's counters */
+    v->st.rx_late += u->jb.late + u->jb.dup;
+    v->st.rx_lost += u->jb.lost;
+    v->st.rx_reordered += u->jb.reordered;
+    kmk_jitter_init(&u->jb, 3, 60);
+  }
   u->ssrc = ssrc;
   u->has_ssrc = 1;
   /* packets that arrived before SPEAKING, oldest first */
-  uint64_t now = dv_ms();
   for (int k = 0; k < v->pend_count; k++) {
     dv_pending *p = &v->pending[(v->pend_head + k) % DV_PENDING];
     if (p->len && p->ssrc == ssrc) {
-      put_packet(v, u, p->seq, p->data, p->len, now);
+      dave_put(v, u, p->seq, p->data, p->len);
       p->len = 0;
       p->ssrc = 0;
     }
@@ -160,7 +180,7 @@ static void on_discovery(kmk_dvoice *v, const uint8_t *p, size_t n) {
 }
 
 static void on_rtp(kmk_dvoice *v, const uint8_t *p, size_t n) {
-  static uint8_t plain[KMK_RTP_MAX_PACKET], clear[KMK_RTP_MAX_PACKET]; /* loop thread only */
+  static uint8_t plain[KMK_RTP_MAX_PACKET]; /* loop thread only */
   if (kmk_rtp_is_rtcp(p, n)) {
     v->st.rx_rtcp++;
     return;
@@ -178,25 +198,12 @@ static void on_rtp(kmk_dvoice *v, const uint8_t *p, size_t n) {
   if (h.ssrc == v->ssrc) return;
   v->st.rx_packets++;
   dv_user *u = user_by_ssrc(v, h.ssrc);
-  const uint8_t *pkt = plain;
-  size_t len = (size_t)l;
-  if (v->dave && v->dave_version > 0 && u && !(len == 3 && memcmp(plain, SILENCE, 3) == 0)) {
-    size_t ol = 0;
-    int rc = kmk_dave_session_decrypt(v->dave, u->id64, plain, len, clear, sizeof clear, &ol,
-                                      dv_ms());
-    if (rc < 0) {
-      v->st.rx_dave_failed++;
-      return; /* the jitter buffer will conceal the gap */
-    }
-    pkt = clear;
-    len = ol;
-  }
-  if (!u) {
+  if (!u) { /* no SPEAKING yet: kept (transport-decrypted) until one names the SSRC */
     v->st.rx_unmapped++;
-    pend(v, h.ssrc, h.seq, pkt, len);
+    pend(v, h.ssrc, h.seq, plain, (size_t)l);
     return;
   }
-  put_packet(v, u, h.seq, pkt, len, dv_ms());
+  dave_put(v, u, h.seq, plain, (size_t)l);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {

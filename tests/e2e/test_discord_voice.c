@@ -629,7 +629,11 @@ static void test_dave_conversation(void) {
   peer_wait(&p, "utterance", 0, 60);
   run_for(1.0);
   int mark = p.n_ev;
-  snprintf(cmd, sizeof cmd, "{\"cmd\":\"play\",\"user\":\"" BOB_ID "\",\"file\":\"%s\"}", bob);
+  /* a new SSRC whose SPEAKING comes 200 ms late: the early packets wait (still DAVE-encrypted)
+     for the mapping, then decrypt */
+  snprintf(cmd, sizeof cmd,
+           "{\"cmd\":\"play\",\"user\":\"" BOB_ID "\",\"file\":\"%s\",\"early\":10,"
+           "\"newssrc\":true}", bob);
   peer_cmd(&p, cmd);
   int u = peer_wait(&p, "utterance", mark, 90);
   CHECK(u >= 0);
@@ -643,6 +647,7 @@ static void test_dave_conversation(void) {
   kmk_dvoice_stats s;
   kmk_dvoice_get_stats(v, &s);
   CHECK(s.rx_packets > 50);
+  CHECK(s.rx_unmapped >= 1);
   CHECK_EQ_INT(s.rx_dave_failed, 0);
 
   /* muted: the agent still answers (frames pulled) but nothing is sent, speaking stays 0 */

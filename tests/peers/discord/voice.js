@@ -17,6 +17,7 @@
 // {"ev":"listening", endpoint, token, session_id, guild_id, user_id, channel_id} and then event
 // lines; commands arrive as JSON lines on stdin:
 //   {"cmd":"play","user":"ID","file":PATH,"drop":[i..],"swap":[i..],"early":N}
+//       newssrc: the user's stream restarts with a new SSRC (SPEAKING maps it again);
 //       early: SPEAKING is sent this many 20 ms slots after the first packet; drop: packet indices lost; swap: i and i+1 swapped
 //   {"cmd":"join","user":"ID"}  {"cmd":"leave","user":"ID"}  {"cmd":"close","code":4015}
 //   {"cmd":"garbage"}  (malformed datagrams, RTCP, a wrong-key packet: the bot must count and live)
@@ -205,6 +206,7 @@ function startVoice(opts = {}) {
 
   function play(cmd) {
     const u = userOf(cmd.user);
+    if (cmd.newssrc) { u.ssrc = st.nextSsrc++; u.seq = Math.floor(Math.random() * 65536); }
     const pkts = readPackets(cmd.file);
     const drop = new Set(cmd.drop || []);
     const swap = new Set(cmd.swap || []);
