@@ -54,6 +54,7 @@
 #define MAX_DISCARD (1u << 20) /* of one too-large message, before the socket is just dropped */
 #define SOCKET_SNDBUF 32768  /* per page (the kernel doubles it): ~0.3 s of the agent's voice */
 #define TALKING_NS 120000000ull /* the agent counts as talking this long after its last frame */
+#define STALL_S 0.6          /* a joined page silent this long: its stream is filled with silence */
 #define MAX_FALSE_RUN 3      /* a page whose early flushes go unconfirmed this often in a row (its
                                 microphone hears the agent: weak echo cancelling) waits for the
                                 agent's own confirmation from then on */
@@ -84,6 +85,7 @@ typedef struct conn {
   size_t rx_len, rx_over;      /* rx_over: bytes of a too-large message read and dropped */
   int rx_binary;
   double audio_t0_ms, audio_s; /* audio rate: seconds received since the first frame */
+  double fill_s;               /* silence the room added while the page sent nothing (stall fill) */
   double json_tokens, json_last_ms;
   int closing;                 /* 1: closing with close_code/close_reason (sent from the RECEIVE
                                   that decided it, or from LWS_CALLBACK_TIMER); 2: cut off */
@@ -312,8 +314,30 @@ static void release_hold(kmk_room *r) {
     send_frame(r, r->held[r->held_head]);
 }
 
+/* A page that stops sending (muted, backgrounded tab, network stall) would leave its utterance
+ * open for ever, and the agent waits for a speaker who is mid-utterance. Like Discord's quiet users,
+ * its stream gets silence up to STALL_S behind real time, so the endpointer sees the turn end. */
+static void fill_stalled(kmk_room *r) {
+  static const int16_t zeros[1600]; /* 100 ms at 16 kHz */
+  double t = now_ms(r);
+  for (conn *c = r->conns; c; c = c->next) {
+    if (!c->joined || !c->sp || c->audio_t0_ms == 0 || c->closing) continue;
+    double behind = (t - c->audio_t0_ms) / 1000.0 - (c->audio_s + c->fill_s);
+    if (behind < STALL_S) continue;
+    double add = behind - STALL_S / 2;
+    if (add > 1.0) add = 1.0; /* bounded work per tick; a long stall catches up over ticks */
+    for (size_t n = (size_t)(add * 16000); n > 0;) {
+      size_t k = n < 1600 ? n : 1600;
+      if (kmk_agent_speaker_pcm(c->sp, zeros, k, 16000, 1) < 0) break;
+      n -= k;
+    }
+    c->fill_s += add;
+  }
+}
+
 static void on_pacer(kmk_pacer_uv *pu, uint64_t due, void *ud) {
   kmk_room *r = ud;
+  if (!r->closing) fill_stalled(r);
   for (uint64_t k = 0; k < due && !r->closing; k++) {
     if (r->hold && uv_hrtime() >= r->hold_until_ns) release_hold(r);
     const kmk_out_frame *f = kmk_agent_pull_frame(r->agent);

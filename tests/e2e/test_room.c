@@ -51,6 +51,7 @@ typedef struct client {
   int personas_active;      /* size of "active" in the last "personas" message */
   /* sending */
   int sending;             /* 1: track then silence */
+  int stop_after_track;    /* 1: nothing after the track (a stalled or muted page) */
   pbuf track;
   size_t pos;
   size_t onset;            /* sample index of the speech onset in track */
@@ -188,6 +189,7 @@ static void pump_cb(uv_timer_t *t) {
   for (int i = 0; i < MAX_CLIENTS; i++) {
     client *k = &cl[i];
     if (!k->sending || !k->open || k->closed) continue;
+    if (k->stop_after_track && k->pos >= k->track.n) continue;
     const int16_t *p = zeros;
     if (k->pos < k->track.n) {
       size_t n = k->track.n - k->pos >= FRAME ? FRAME : 0;
@@ -435,6 +437,29 @@ static void test_conversation(void) {
 
   /* what the pages saw is what was logged */
   CHECK(kmk_eventlog_count(evlog) >= (size_t)A->n_events);
+  teardown();
+}
+
+/* ---------------------------------------------------------------- a page that goes quiet */
+
+static int p_stalled_transcript(void) { return find_ev(A, 0, "transcript", "alice") >= 0 || A->closed; }
+
+/* A page stops sending mid-conversation (tab backgrounded, network stall, mute without a tail):
+   the room fills its stream with silence, so the turn still ends and is answered. */
+static void test_stall(void) {
+  if (setup(NULL, NULL) < 0) return;
+  connect_to(A, "self", NULL);
+  CHECK(run_until(p_a_open, 10000) && A->open);
+  hello(A, "alice");
+  CHECK(run_until(p_a_welcomed, 10000) && A->welcomed);
+  make_speech(A, "slt", "Kameko, what is your name?", 0.3, 0.0);
+  A->stop_after_track = 1;
+  A->sending = 1;
+  CHECK(run_until(p_stalled_transcript, 30000));
+  int se = find_ev(A, 0, "speech_end", "alice");
+  CHECK(se >= 0);
+  CHECK(find_ev(A, se, "transcript", "alice") > se);
+  CHECK(!A->closed);
   teardown();
 }
 
@@ -841,5 +866,6 @@ int main(void) {
   if (!only || strstr(only, "limits")) RUN(test_limits);
   if (!only || strstr(only, "slow")) RUN(test_slow_page);
   if (!only || strstr(only, "conversation")) RUN(test_conversation);
+  if (!only || strstr(only, "stall")) RUN(test_stall);
   return check_done();
 }
