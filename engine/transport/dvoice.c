@@ -448,6 +448,12 @@ static void ws_ctx_closed(void *ud) {
   maybe_free(v);
 }
 
+static void aux_closed(uv_handle_t *h) {
+  kmk_dvoice *v = h->data;
+  if (v->own_ws) kmk_ws_close(v->ws, ws_ctx_closed, v);
+  dv_handle_done(v);
+}
+
 void kmk_dvoice_close(kmk_dvoice *v, void (*closed)(void *ud), void *ud) {
   if (!v || v->closing) return;
   kmk_dvoice_stats s;
@@ -474,7 +480,8 @@ void kmk_dvoice_close(kmk_dvoice *v, void (*closed)(void *ud), void *ud) {
   v->conn = NULL;
   v->open_handles = v->own_ws ? 3 : 2; /* hb, aux, own ws context; media adds its own */
   uv_close((uv_handle_t *)&v->hb_timer, dv_handle_closed);
-  uv_close((uv_handle_t *)&v->aux_timer, dv_handle_closed);
+  /* our own WebSocket context is destroyed from a close callback, never from inside an lws
+     callback (the controller may close us from on_state, which runs inside one) */
+  uv_close((uv_handle_t *)&v->aux_timer, aux_closed);
   dv_media_close(v);
-  if (v->own_ws) kmk_ws_close(v->ws, ws_ctx_closed, v);
 }
