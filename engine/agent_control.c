@@ -168,6 +168,18 @@ int kmk_agent_forget(kmk_agent *a, const char *speaker) {
       total += rc;
     }
   }
+  /* LLM requests answering their words (the brains dropped those asks, counted above) */
+  for (llm_call **pp = &a->llm_calls; *pp;) {
+    llm_call *c = *pp;
+    const char *who = cJSON_GetStringValue(cJSON_GetObjectItem(c->trigger, "speaker"));
+    if (!who || strcasecmp(who, speaker) != 0) {
+      pp = &c->next;
+      continue;
+    }
+    *pp = c->next;
+    a->net_inflight--;
+    ag_llm_call_free(a, c, 1);
+  }
   cJSON *ev = kmk_event_new(now(a), "forget", speaker);
   cJSON_AddNumberToObject(ev, "erased", total);
   if (failed) cJSON_AddBoolToObject(ev, "complete", 0);

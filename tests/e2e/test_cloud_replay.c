@@ -533,6 +533,23 @@ static void test_early_speech(void) {
     CHECK(!cJSON_IsTrue(cJSON_GetObjectItem(e.ev[st], "early")));
   }
   CHECK(pfind(&e, st, "audio_out_end", "Teller") > st);
+  mark = e.n;
+  pevents_free(&e);
+  /* bob asks to be forgotten while the LLM answers him: the request is dropped, nothing said */
+  CHECK_EQ_INT(kmk_agent_chat(a, "bob", "Teller, tell me a story."), 0);
+  CHECK(kmk_agent_jobs_pending(a));
+  CHECK(kmk_agent_forget(a, "bob") >= 3); /* window lines + the pending ask */
+  CHECK(!kmk_agent_jobs_pending(a));
+  for (int i = 0; i < 50; i++) {
+    run_for(&loop, 5);
+    kmk_agent_pull_frame(a);
+    g_t += 0.02;
+  }
+  pevents_load(out, &e);
+  int fg = pfind(&e, mark, "forget", "bob");
+  CHECK(fg > mark);
+  CHECK_EQ_INT(pfind(&e, fg, "decision", "Teller"), -1);
+  CHECK_EQ_INT(pfind(&e, fg, "early_speech", "Teller"), -1);
   pevents_free(&e);
   kmk_agent_free(a);
   uv_run(&loop, UV_RUN_DEFAULT);
