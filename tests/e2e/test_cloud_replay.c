@@ -633,6 +633,7 @@ static void test_speculative_stt(void) {
     CHECK(cJSON_IsTrue(cJSON_GetObjectItem(e.ev[tr1], "speculative")));
     const cJSON *lat = cJSON_GetObjectItem(e.ev[tr1], "latency_ms");
     CHECK(pnum(lat, "stt_saved") >= 0);
+    CHECK_STR(pstr(e.ev[tr1], "lang_hint"), "en"); /* Teller speaks only English: the room's */
     printf("speculative STT: transcript %.1f ms after speech_end, %.1f ms saved\n",
            pnum(lat, "stt"), pnum(lat, "stt_saved"));
   }
@@ -650,6 +651,63 @@ static void test_speculative_stt(void) {
     if (ptype(e.ev[i], "speech_end")) n_end++;
   }
   CHECK_EQ_INT(n_tr, n_end); /* one transcript per turn */
+  pevents_free(&e);
+}
+
+/* The language hint learned: Kameko speaks ru and en (no single room language), so bob's first
+   two utterances go without a hint; both detected English, so the third carries "en". */
+static void test_lang_learned(void) {
+  char out[400], path[600], err[1024], url[200];
+  snprintf(out, sizeof out, "%s/lang", tmpdir);
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/events.jsonl", out);
+  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
+  kmk_config cfg;
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
+  kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  const char *personas[] = {persona};
+  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
+                       .now = clock_fn, .no_watch = 1};
+  g_t = 0;
+  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  CHECK(a != NULL);
+  if (!a) return;
+  kmk_agent_set_muted(a, 1);
+  kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
+  pbuf b = {0};
+  pbuf_say(&b, "kal16", "good morning to you all");
+  pbuf_silence(&b, 1.5);
+  for (int k = 0; k < 3; k++) {
+    push_audio(a, bob, &loop, &b);
+    for (int i = 0; i < 200 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 10);
+  }
+  free(b.pcm);
+  kmk_agent_speaker_leave(a, bob);
+  kmk_agent_free(a);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&loop), 0);
+  kmk_config_free(&cfg);
+  kmk_eventlog_close(log);
+  pevents e;
+  pevents_load(out, &e);
+  int t1 = pfind(&e, 0, "transcript", "bob"), t2 = pfind(&e, t1 + 1, "transcript", "bob");
+  int t3 = pfind(&e, t2 + 1, "transcript", "bob"), sl = pfind(&e, 0, "speaker_lang", "bob");
+  CHECK(t1 >= 0 && t2 > t1 && t3 > t2);
+  if (t3 > 0) {
+    CHECK(cJSON_GetObjectItem(e.ev[t1], "lang_hint") == NULL);
+    CHECK(cJSON_GetObjectItem(e.ev[t2], "lang_hint") == NULL);
+    CHECK_STR(pstr(e.ev[t3], "lang_hint"), "en");
+  }
+  CHECK(sl > t1 && sl < t3); /* learned on the second detection, before its transcript */
+  if (sl > 0) {
+    CHECK_STR(pstr(e.ev[sl], "lang"), "en");
+    CHECK_STR(pstr(e.ev[sl], "source"), "learned");
+  }
   pevents_free(&e);
 }
 
@@ -703,6 +761,7 @@ int main(void) {
     g_early_port = early_port;
     RUN(test_early_speech);
     RUN(test_speculative_stt);
+    RUN(test_lang_learned);
     kmk_peer_stop();
   }
   if (!getenv("KMK_KEEP_OUTPUT")) {
