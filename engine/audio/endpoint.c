@@ -16,6 +16,8 @@
 #define MIN_PAUSES 3     /* ... and how many are needed before the learnt value is used */
 #define RETRO_MS 100     /* a restart this soon after an end means the end was too early */
 #define MIN_PAUSE_MS 100 /* shorter silences are articulation (stops), not hesitations */
+#define GRACE_SCORE 0.9f /* adaptive: an end due on a frame the VAD already scores this high ... */
+#define GRACE_FRAMES 5   /* ... waits up to this many frames (a restart the VAD confirms late) */
 
 struct kmk_endpoint {
   kmk_endpoint_params p;
@@ -39,6 +41,7 @@ struct kmk_endpoint {
   int pauses[NPAUSE];   /* recent in-turn pauses, frames (ring) */
   int npauses, pause_next;
   uint64_t prev_voiced_end; /* last voiced sample of the previous utterance (0 = none) */
+  int grace;            /* frames the due end has waited for a likely restart */
 };
 
 void kmk_endpoint_params_default(kmk_endpoint_params *p) {
@@ -300,11 +303,16 @@ int kmk_endpoint_process(kmk_endpoint *ep, const int16_t *frame, const kmk_vad_r
           ret = 1;
         }
         ep->silence_frames = 0;
+        ep->grace = 0;
         ep->last_voiced_end = end;
         ep->state = KMK_EP_SPEECH;
       } else {
         ep->state = KMK_EP_TRAILING;
-        if (++ep->silence_frames >= ep->cur_end_frames) {
+        if (++ep->silence_frames >= ep->cur_end_frames && ep->p.adaptive_end &&
+            vr->score >= GRACE_SCORE && ep->grace < GRACE_FRAMES) {
+          ep->grace++; /* the VAD sees a strong frame it has not confirmed yet: wait for it */
+        } else if (ep->silence_frames >= ep->cur_end_frames) {
+          ep->grace = 0;
           ep->paused = 0;
           uint64_t stop = ep->last_voiced_end + ep->tail;
           if (stop > end) stop = end;
@@ -363,6 +371,7 @@ void kmk_endpoint_reset(kmk_endpoint *ep) {
   ep->voiced_frames = ep->silence_frames = 0;
   ep->paused = 0;
   ep->prev_voiced_end = 0;
+  ep->grace = 0;
   ep->npauses = ep->pause_next = 0;
   ep->cur_end_frames = ep->end_frames;
 }

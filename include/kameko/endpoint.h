@@ -31,6 +31,8 @@
  * n <= 32 such pauses (>= 100 ms; (max - min) / n is the expected shortfall of a sample maximum)
  * once 3 pauses are known (end_silence_ms before that). So a speaker with short hesitations gets
  * snappy turn ends, a slow speaker (or a noisy channel whose VAD stretches pauses) longer ones.
+ * An adaptive end that falls due on a frame whose VAD score is >= 0.9 (the VAD sees strong speech
+ * it has not confirmed yet: a restart's soft onset) waits for up to 5 such frames (50 ms).
  *
  * Thread: one owner thread per endpointer. Pure logic: no I/O, no clock.
  */

@@ -36,6 +36,25 @@ static void feed(kmk_endpoint *ep, int sp, int ms, int *fidx, evs *e) {
   }
 }
 
+/* Feeds `ms` of non-speech frames that the VAD nevertheless scores `score`. */
+static void feed_scored(kmk_endpoint *ep, float score, int ms, int *fidx, evs *e) {
+  int16_t fr[F];
+  memset(fr, 0, sizeof fr);
+  kmk_vad_result r = {0, score, 0};
+  for (int k = 0; k < ms / 10; k++) {
+    kmk_endpoint_event ev;
+    int rc = kmk_endpoint_process(ep, fr, &r, &ev);
+    CHECK(rc >= 0);
+    if (rc == 1 && e->n < 64) {
+      e->type[e->n] = ev.type;
+      e->frame[e->n] = *fidx;
+      e->len[e->n] = ev.length;
+      e->n++;
+    }
+    (*fidx)++;
+  }
+}
+
 static void test_defaults_unchanged(void) {
   kmk_endpoint_params p;
   kmk_endpoint_params_default(&p);
@@ -207,6 +226,44 @@ static void test_presets(void) {
   CHECK_EQ_INT(kmk_endpoint_params_preset(NULL, "turn"), KMK_AUDIO_EINVAL);
 }
 
+/* An adaptive end due on a frame the VAD scores as strong speech (a restart it has not confirmed
+ * yet) waits up to 5 frames; the classic endpointer never waits. */
+static void test_end_waits_for_strong_onset(void) {
+  kmk_endpoint_params p;
+  kmk_endpoint_params_turn(&p); /* ceiling 550 ms: 55 frames before anything is learnt */
+  kmk_endpoint *ep = kmk_endpoint_new(&p);
+  evs e = {0};
+  int f = 0;
+  feed(ep, 1, 500, &f, &e);
+  feed_scored(ep, 0.0f, 540, &f, &e); /* 54 quiet frames */
+  feed_scored(ep, 1.0f, 30, &f, &e);  /* the end falls due on a strong frame: waits */
+  feed(ep, 1, 300, &f, &e);           /* the VAD confirms the restart */
+  CHECK_EQ_INT(e.n, 3);
+  CHECK_EQ_INT(e.type[0], KMK_EP_SPEECH_START);
+  CHECK_EQ_INT(e.type[1], KMK_EP_SPEECH_PAUSE);
+  CHECK_EQ_INT(e.type[2], KMK_EP_SPEECH_RESUME);
+  CHECK_EQ_INT(e.frame[2], 50 + 57);
+  /* strong-scored frames that never become speech: the end waits 5 frames, no more */
+  int base = f;
+  feed_scored(ep, 0.0f, 540, &f, &e);
+  feed_scored(ep, 1.0f, 200, &f, &e);
+  CHECK_EQ_INT(e.n, 5);
+  CHECK_EQ_INT(e.type[4], KMK_EP_SPEECH_END);
+  CHECK_EQ_INT(e.frame[4], base + 59); /* the 60th silent frame = 55 + 5 */
+  kmk_endpoint_free(ep);
+
+  kmk_endpoint_params_default(&p); /* classic: ends after exactly 1000 ms, strong or not */
+  ep = kmk_endpoint_new(&p);
+  evs c = {0};
+  f = 0;
+  feed(ep, 1, 500, &f, &c);
+  feed_scored(ep, 1.0f, 1200, &f, &c);
+  CHECK_EQ_INT(c.n, 2);
+  CHECK_EQ_INT(c.type[1], KMK_EP_SPEECH_END);
+  CHECK_EQ_INT(c.frame[1], 50 + 99);
+  kmk_endpoint_free(ep);
+}
+
 int main(void) {
   RUN(test_defaults_unchanged);
   RUN(test_pause_and_resume);
@@ -214,5 +271,6 @@ int main(void) {
   RUN(test_cut_corrects_itself);
   RUN(test_pause_not_after_end);
   RUN(test_presets);
+  RUN(test_end_waits_for_strong_onset);
   return check_done();
 }
