@@ -2,11 +2,15 @@
  *
  *   agent.c          personas, the floor arbiter, decisions, speakers, frame pulls, ticks, hot
  *                    reload, lifecycle
- *   agent_voice.c    the voice: TTS workers and Edge-TTS, the reply being spoken, barge-in,
- *                    playback stop, speaking at the LLM's first sentence
+ *   agent_voice.c    the voice: TTS workers and Edge-TTS, the reply being spoken (in segments
+ *                    when it grows), barge-in, playback stop, speaking at the LLM's first
+ *                    sentence (early speech)
  *   agent_cloud.c    LLM requests, STT (pocketsphinx worker, Groq with its gates), the cloud
  *                    clients' start and stop
  *   agent_control.c  cast, forget, mute
+ *   agent_spec.c     speculative STT at a speech pause
+ *   agent_lang.c     the per-speaker language hint for cloud STT
+ *   agent_gates.c    scripts/gates.lua (hallucination lists), hot reloaded
  * Loop thread only (the workers' run functions excepted: they touch only their job).
  */
 #ifndef KMK_AGENT_PRIV_H

@@ -1,6 +1,8 @@
 /* agent_voice.c - the agent's voice: the reply being spoken (speak_next .. finish_reply), offline
- * TTS workers and Edge-TTS feeding the audio out a slice at a time, barge-in and playback stop.
- * Loop thread only (tts_run on the TTS workers). See agent_priv.h for the file map.
+ * TTS workers and Edge-TTS feeding the audio out a slice at a time, barge-in and playback stop,
+ * early speech (an LLM answer's first sentence spoken while it streams; the reply's text then
+ * grows and is synthesized in segments: start_segment / segment_done). Loop thread only (tts_run
+ * on the TTS workers). See agent_priv.h for the file map.
  */
 #include "agent_priv.h"
 
