@@ -13,6 +13,7 @@
 #include "kameko/log.h"
 #include "kameko/replay.h"
 #include "kameko/demo.h"
+#include "kameko/discord.h"
 #include "kameko/room.h"
 
 #define MAX_TRACKS 32
@@ -28,6 +29,9 @@ static void usage(FILE *f) {
           "            join with a name and talk; events go to DIR/events.jsonl\n"
           "            flags: --out DIR (default out/room)  --persona FILE|NAME ...\n"
           "            (address: KMK_ROOM_BIND, KMK_ROOM_PORT; KMK_ROOM_TOKEN off loopback)\n"
+          "  discord   (default with DISCORD_TOKEN) the Discord bot: slash commands /join,\n"
+          "            /leave, /persona, /mute, /unmute, /forget; events go to DIR/events.jsonl\n"
+          "            flags: --out DIR (default out/discord)  --persona FILE|NAME ...\n"
           "  demo      synthesize a two-person conversation and replay it through the\n"
           "            agent; prints where events.jsonl and conversation.wav went\n"
           "            flags: --out DIR (default out/demo)  --realtime  --persona FILE\n"
@@ -226,11 +230,17 @@ static int cmd_demo(int argc, char **argv, const kmk_config *cfg) {
   return rc;
 }
 
-static int cmd_room(int argc, char **argv, const kmk_config *cfg) {
+typedef int (*live_main_fn)(const kmk_config *cfg, const char *const *persona_paths,
+                            size_t n_personas, const char *scripts_dir, const char *out_dir,
+                            char *err, size_t errlen);
+
+/* The live jobs (room, discord): --out DIR and --persona FILE|NAME ..., then the job's main. */
+static int cmd_live(const char *name, const char *def_out, live_main_fn fn, int argc, char **argv,
+                    const kmk_config *cfg) {
   static char pbuf[MAX_PERSONAS][1024];
   const char *personas[MAX_PERSONAS];
   size_t np = 0;
-  const char *out = "out/room";
+  const char *out = def_out;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--out") == 0) {
       if (!need_arg(i, argc, argv)) return 2;
@@ -238,20 +248,20 @@ static int cmd_room(int argc, char **argv, const kmk_config *cfg) {
     } else if (strcmp(argv[i], "--persona") == 0) {
       if (!need_arg(i, argc, argv)) return 2;
       if (np == MAX_PERSONAS) {
-        fprintf(stderr, "kameko room: at most %d personas\n", MAX_PERSONAS);
+        fprintf(stderr, "kameko %s: at most %d personas\n", name, MAX_PERSONAS);
         return 2;
       }
       personas[np] = resolve_persona(cfg, argv[++i], pbuf[np], sizeof pbuf[np]);
       np++;
     } else {
-      fprintf(stderr, "kameko room: unknown flag '%s' (see kameko --help)\n", argv[i]);
+      fprintf(stderr, "kameko %s: unknown flag '%s' (see kameko --help)\n", name, argv[i]);
       return 2;
     }
   }
   if (np == 0) personas[np++] = resolve_persona(cfg, "kameko", pbuf[0], sizeof pbuf[0]);
   char err[1024] = "";
-  int rc = kmk_room_main(cfg, personas, np, scripts_dir(cfg), out, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "kameko room: %s\n", err[0] ? err : "failed");
+  int rc = fn(cfg, personas, np, scripts_dir(cfg), out, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "kameko %s: %s\n", name, err[0] ? err : "failed");
   return rc;
 }
 
@@ -313,13 +323,9 @@ int kmk_app_main(int argc, char **argv) {
   int sub_argc = i < argc ? argc - i - 1 : 0;
   char **sub_argv = i < argc ? argv + i + 1 : argv + argc;
   if (strcmp(cmd, "discord") == 0) {
-    /* DISCORD TRANSPORT ENTRY POINT (to be wired by the lead): call the Discord transport
-       (engine/transport/discord.c, include/kameko/discord.h) here. Until then the room runs. */
-    fprintf(stderr, "kameko: DISCORD_TOKEN is set, but the Discord transport is not built yet; "
-                    "starting the browser room instead\n");
-    rc = cmd_room(sub_argc, sub_argv, &cfg);
+    rc = cmd_live("discord", "out/discord", kmk_discord_main, sub_argc, sub_argv, &cfg);
   } else if (strcmp(cmd, "room") == 0) {
-    rc = cmd_room(sub_argc, sub_argv, &cfg);
+    rc = cmd_live("room", "out/room", kmk_room_main, sub_argc, sub_argv, &cfg);
   } else if (strcmp(cmd, "replay") == 0) {
     rc = cmd_replay(sub_argc, sub_argv, &cfg);
   } else if (strcmp(cmd, "demo") == 0) {
