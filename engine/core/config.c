@@ -34,7 +34,7 @@ static const kmk_config_key keys[] = {
     {"KMK_PERSONA_DIR", "", 0, "folder of persona files (default: the source tree's personas/)"},
     {"KMK_SCRIPTS_DIR", "", 0, "folder of engine Lua scripts (default: the source tree's scripts/)"},
     {"KMK_LUA_MEM_MB", "32", 0, "memory cap per persona Lua state, MiB (1-1024)"},
-    {"KMK_LUA_BUDGET_MS", "5", 0, "wall-time budget per Lua call, ms (0.1-1000)"},
+    {"KMK_LUA_BUDGET_MS", "5", 0, "CPU-time budget per Lua call, ms (0.1-1000)"},
     {NULL, NULL, 0, NULL}};
 
 const kmk_config_key *kmk_config_keys(void) { return keys; }

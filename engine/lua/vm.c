@@ -1,5 +1,5 @@
 /* vm.c - the sandboxed Lua state: capped allocator, allow-listed environment, per-script _ENV,
- * the wall-time budget hook and THE call funnel (kmk_lua_call). Nothing else enters Lua.
+ * the CPU-time budget hook and THE call funnel (kmk_lua_call). Nothing else enters Lua.
  *
  * Owns: the lua_State, its allocator accounting, the registry tables "kmk.proto" (the allow-list
  * every script env is copied from) and "kmk.modules" (tables registered by kmk_lua_load_module).
@@ -29,7 +29,7 @@ struct kmk_lua {
   size_t used, limit;
   int alloc_refused; /* the cap refused an allocation during the current call */
   double budget_ms;
-  double deadline;   /* monotonic seconds */
+  double deadline;   /* thread CPU seconds */
   int depth;         /* nesting of kmk_lua_call (only the outermost arms the budget) */
   int killed;        /* the current call ran out of budget; the hook raises on every tick */
   int syntax_error;  /* the current call failed to compile a chunk */
@@ -38,9 +38,12 @@ struct kmk_lua {
   double wall_epoch;
 };
 
-static double mono_now(void) {
+/* The budget counts this thread's CPU time, not wall time: a script cannot block (no I/O, no
+ * sleep), so its cost is CPU; wall time would also charge it for the scheduler running other
+ * processes, and a loaded machine then killed ordinary calls (a persona skipping a turn). */
+static double cpu_now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -76,7 +79,7 @@ static void vm_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   kmk_lua *v = vm_of(L);
   if (!v->killed) {
-    if (mono_now() < v->deadline) return;
+    if (cpu_now() < v->deadline) return;
     v->killed = 1;
     lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1); /* from now on: raise on every instruction */
   }
@@ -385,7 +388,7 @@ int kmk_lua_call(kmk_lua *v, const char *what, int nargs, int nresults, char *er
     v->killed = 0;
     v->syntax_error = 0;
     v->alloc_refused = 0;
-    v->deadline = mono_now() + v->budget_ms / 1000.0;
+    v->deadline = cpu_now() + v->budget_ms / 1000.0;
     lua_sethook(L, vm_hook, LUA_MASKCOUNT, VM_HOOK_COUNT);
   }
   int st = lua_pcall(L, nargs, nresults, base + 1);

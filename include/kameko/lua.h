@@ -7,7 +7,7 @@
  * explicit env), string (no dump), table, math, utf8, cjson (= cjson.safe), kmk, `use(name)` for
  * modules already loaded by C, and collectgarbage("count"). No io, os, package, debug, require.
  * Each script runs in its own _ENV (own copies of the library tables); reading an unknown global
- * raises. Memory is capped per state; every call through kmk_lua_call has a wall-time budget
+ * raises. Memory is capped per state; every call through kmk_lua_call has a CPU-time budget
  * checked from an instruction-count hook, and once a call is killed the hook keeps raising until
  * the call returns, so `pcall` inside the script cannot swallow the kill.
  *
@@ -30,7 +30,7 @@ enum {
   KMK_LUA_ERUN = -1,    /* runtime error raised by the script (or a bad argument) */
   KMK_LUA_ESYNTAX = -2, /* the chunk did not compile */
   KMK_LUA_ENOMEM = -3,  /* the state's memory cap was hit */
-  KMK_LUA_EBUDGET = -4, /* the call ran past its wall-time budget and was killed */
+  KMK_LUA_EBUDGET = -4, /* the call ran past its CPU-time budget and was killed */
   KMK_LUA_EIO = -5,     /* a script file could not be read */
   KMK_LUA_EINVAL = -6,  /* bad argument from C */
 };
@@ -39,7 +39,7 @@ typedef struct kmk_lua kmk_lua;
 
 typedef struct {
   size_t mem_limit;  /* bytes; 0 = KMK_LUA_DEFAULT_MEM_LIMIT */
-  double budget_ms;  /* wall time per kmk_lua_call; 0 = KMK_LUA_DEFAULT_BUDGET_MS */
+  double budget_ms;  /* CPU time (of the calling thread) per kmk_lua_call; 0 = KMK_LUA_DEFAULT_BUDGET_MS */
   int llm_available; /* what kmk.llm_available() returns */
   double wall_epoch; /* Unix time of t=0 on the timeline, for kmk.date(); 0 = time(NULL) now */
 } kmk_lua_opts;
