@@ -86,7 +86,9 @@ static void test_reload_while_running(void) {
      them, so they are reported but not asserted then. */
   double load[1] = {0};
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  int strict = getloadavg(load, 1) != 1 || load[0] < (double)(ncpu > 0 ? ncpu : 1);
+  /* the 1-minute average lags behind a test running next to this one (ctest -j2): only a
+     nearly idle machine (under half its cores busy) gets the strict checks */
+  int strict = getloadavg(load, 1) != 1 || load[0] < 0.5 * (double)(ncpu > 0 ? ncpu : 1);
   if (!strict) printf("machine loaded (%.1f on %ld cores): timing checks reported only\n", load[0], ncpu);
   pevents e;
   pevents_load(outdir, &e);
