@@ -1,7 +1,13 @@
-/* out.c - agent output chain: resample to 48 kHz stereo, cut 20 ms frames, Opus-encode into a
- * bounded drop-oldest queue; end-of-reply silence frames; barge-in clear.
+/* out.c - agent output chain: resample to 48 kHz stereo, cut 20 ms PCM frames into a bounded
+ * drop-oldest queue; Opus-encode one frame per pop (one pacer tick); end-of-reply silence frames;
+ * barge-in clear.
  *
- * Owns: the encoder, the resampler for the current input rate, the partial frame and the frame
+ * push() does only the cheap part (soxr + copy into slots), so a long TTS chunk never holds the
+ * loop for a whole encode; the encoder runs in pop(), ~20 ms of audio per call. The encoder is one
+ * per chain and sees the frames in the order they are sent, so its state (prediction, FEC) is
+ * continuous across the frames of a reply.
+ *
+ * Owns: the encoder, the resampler for the current input rate, the partial frame and the PCM
  * slots. Thread: one owner thread (the loop thread).
  */
 #include "kameko/out.h"
@@ -18,14 +24,21 @@
 #define FRAME KMK_OPUS_ENC_FRAME
 #define CH KMK_OPUS_ENC_CHANNELS
 
+/* A queued frame before encoding: 48 kHz stereo PCM (zeros for silence frames). */
+typedef struct {
+  int16_t pcm[FRAME * CH];
+  uint64_t seq;
+  int silence;
+} pcm_slot;
+
 struct kmk_audio_out {
   kmk_opus_enc *enc;
   kmk_resampler *rs;
   int16_t partial[FRAME * CH];
   size_t partial_len; /* stereo frames in partial */
-  kmk_out_frame *slots;
+  pcm_slot *slots;
   size_t cap, head, count;
-  uint64_t seq, dropped;
+  uint64_t seq, dropped, encoded, enc_errors;
   kmk_out_frame popped; /* returned by pop, valid until the next call */
 };
 
@@ -61,37 +74,27 @@ void kmk_audio_out_free(kmk_audio_out *o) {
   free(o);
 }
 
-/* Next free slot at the tail; drops the oldest frame when full. */
-static kmk_out_frame *tail_slot(kmk_audio_out *o) {
+/* Next free slot at the tail (already counted as queued); drops the oldest frame when full. */
+static pcm_slot *tail_slot(kmk_audio_out *o, int silence) {
   if (o->count == o->cap) {
     o->head = (o->head + 1) % o->cap;
     o->count--;
     if (o->dropped++ == 0) KMK_WARN(TAG, "queue full (%zu frames): dropping oldest", o->cap);
   }
-  kmk_out_frame *f = &o->slots[(o->head + o->count) % o->cap];
-  f->seq = o->seq++;
-  return f;
-}
-
-static int emit_partial(kmk_audio_out *o) {
-  uint8_t pkt[KMK_OPUS_MAX_PACKET];
-  int n = kmk_opus_enc_encode(o->enc, o->partial, pkt, sizeof pkt);
-  if (n < 0) {
-    KMK_ERR(TAG, "%s", kmk_opus_enc_error(o->enc));
-    return n;
-  }
-  kmk_out_frame *f = tail_slot(o);
-  memcpy(f->data, pkt, (size_t)n);
-  f->len = n;
-  f->silence = 0;
-  memcpy(f->pcm, o->partial, sizeof f->pcm);
+  pcm_slot *s = &o->slots[(o->head + o->count) % o->cap];
+  s->seq = o->seq++;
+  s->silence = silence;
   o->count++;
-  o->partial_len = 0;
-  return 0;
+  return s;
 }
 
-/* Appends resampled 48 kHz stereo frames, emitting every full 20 ms frame. */
-static int take(kmk_audio_out *o, const int16_t *x, size_t n) {
+static void emit_partial(kmk_audio_out *o) {
+  memcpy(tail_slot(o, 0)->pcm, o->partial, sizeof o->partial);
+  o->partial_len = 0;
+}
+
+/* Appends resampled 48 kHz stereo frames, queueing every full 20 ms frame. */
+static void take(kmk_audio_out *o, const int16_t *x, size_t n) {
   while (n) {
     size_t k = FRAME - o->partial_len;
     if (k > n) k = n;
@@ -99,12 +102,8 @@ static int take(kmk_audio_out *o, const int16_t *x, size_t n) {
     o->partial_len += k;
     x += k * CH;
     n -= k;
-    if (o->partial_len == FRAME) {
-      int rc = emit_partial(o);
-      if (rc < 0) return rc;
-    }
+    if (o->partial_len == FRAME) emit_partial(o);
   }
-  return 0;
 }
 
 static int drain_resampler(kmk_audio_out *o) {
@@ -112,7 +111,8 @@ static int drain_resampler(kmk_audio_out *o) {
   const int16_t *out;
   long n = kmk_resampler_flush(o->rs, &out);
   if (n < 0) return (int)n;
-  return take(o, out, (size_t)n);
+  take(o, out, (size_t)n);
+  return 0;
 }
 
 int kmk_audio_out_push(kmk_audio_out *o, const int16_t *pcm, size_t frames, int rate) {
@@ -130,8 +130,7 @@ int kmk_audio_out_push(kmk_audio_out *o, const int16_t *pcm, size_t frames, int 
     const int16_t *out;
     long k = kmk_resampler_process_s16(o->rs, pcm + pos, n, &out);
     if (k < 0) return (int)k;
-    int rc = take(o, out, (size_t)k);
-    if (rc < 0) return rc;
+    take(o, out, (size_t)k);
   }
   return 0;
 }
@@ -142,19 +141,11 @@ int kmk_audio_out_finish(kmk_audio_out *o) {
   if (rc < 0) return rc;
   if (o->partial_len) {
     memset(o->partial + o->partial_len * CH, 0, (FRAME - o->partial_len) * CH * sizeof o->partial[0]);
-    o->partial_len = FRAME;
-    rc = emit_partial(o);
-    if (rc < 0) return rc;
+    emit_partial(o);
   }
   for (int i = 0; i < KMK_OUT_SILENCE_FRAMES; i++) {
-    kmk_out_frame *f = tail_slot(o);
-    f->data[0] = 0xF8;
-    f->data[1] = 0xFF;
-    f->data[2] = 0xFE;
-    f->len = 3;
-    f->silence = 1;
-    memset(f->pcm, 0, sizeof f->pcm);
-    o->count++;
+    pcm_slot *s = tail_slot(o, 1);
+    memset(s->pcm, 0, sizeof s->pcm);
   }
   return 0;
 }
@@ -167,14 +158,39 @@ void kmk_audio_out_clear(kmk_audio_out *o) {
   kmk_opus_enc_reset(o->enc);
 }
 
+/* Encodes the head slot into o->popped. Silence frames are the fixed F8 FF FE packet and do not
+ * touch the encoder. A (never expected) encoder failure drops that frame: logged once, counted in
+ * `dropped`, and the next frame is tried. */
 const kmk_out_frame *kmk_audio_out_pop(kmk_audio_out *o) {
-  if (!o || !o->count) return NULL;
-  o->popped = o->slots[o->head];
-  o->head = (o->head + 1) % o->cap;
-  o->count--;
-  return &o->popped;
+  if (!o) return NULL;
+  while (o->count) {
+    const pcm_slot *s = &o->slots[o->head];
+    o->head = (o->head + 1) % o->cap;
+    o->count--;
+    kmk_out_frame *f = &o->popped;
+    f->seq = s->seq;
+    f->silence = s->silence;
+    memcpy(f->pcm, s->pcm, sizeof f->pcm);
+    if (s->silence) {
+      f->data[0] = 0xF8;
+      f->data[1] = 0xFF;
+      f->data[2] = 0xFE;
+      f->len = 3;
+      return f;
+    }
+    int n = kmk_opus_enc_encode(o->enc, f->pcm, f->data, (int)sizeof f->data);
+    if (n >= 0) {
+      f->len = n;
+      o->encoded++;
+      return f;
+    }
+    o->dropped++;
+    if (o->enc_errors++ == 0) KMK_ERR(TAG, "encode: %s (frame dropped)", kmk_opus_enc_error(o->enc));
+  }
+  return NULL;
 }
 
 size_t kmk_audio_out_queued(const kmk_audio_out *o) { return o ? o->count : 0; }
 size_t kmk_audio_out_space(const kmk_audio_out *o) { return o ? o->cap - o->count : 0; }
 uint64_t kmk_audio_out_dropped(const kmk_audio_out *o) { return o ? o->dropped : 0; }
+uint64_t kmk_audio_out_encoded(const kmk_audio_out *o) { return o ? o->encoded : 0; }

@@ -1,6 +1,8 @@
 /* test_audio_out.c - output chain: frame counts (ceil + 5 silence), silence frame bytes, decoded
- * content, clear() for barge-in, drop-oldest bound, carried PCM. */
+ * content, clear() for barge-in, drop-oldest bound, carried PCM; push never encodes (pop encodes
+ * one frame each), and the packets are what one continuous encoder makes of the carried PCM. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "kameko/audio.h"
@@ -110,6 +112,78 @@ static void test_bounded_drop_oldest(void) {
   CHECK(f != NULL);
   if (f) CHECK_EQ_INT(f->seq, 30); /* the oldest were dropped */
   CHECK_EQ_INT(kmk_audio_out_push(o, x, 10, 4000), KMK_AUDIO_EINVAL);
+  while (kmk_audio_out_pop(o)) {
+  }
+  CHECK_EQ_INT(kmk_audio_out_encoded(o), 20); /* the dropped frames were never encoded */
+  free(x);
+  kmk_audio_out_free(o);
+}
+
+/* The property the loop thread relies on: pushing a long TTS chunk (10 s) only resamples and
+ * queues; every Opus encode happens in pop, exactly one per audio frame. */
+static void test_push_does_not_encode(void) {
+  char err[128];
+  kmk_audio_out *o = kmk_audio_out_new(0, 0, err, sizeof err);
+  size_t n = 24000 * 10;
+  int16_t *x = tone(24000, n, 180);
+  CHECK_EQ_INT(kmk_audio_out_push(o, x, n, 24000), 0);
+  CHECK_EQ_INT(kmk_audio_out_encoded(o), 0);
+  CHECK(kmk_audio_out_queued(o) >= 495);
+  CHECK_EQ_INT(kmk_audio_out_finish(o), 0);
+  CHECK_EQ_INT(kmk_audio_out_encoded(o), 0);
+  CHECK_EQ_INT(kmk_audio_out_queued(o), 500 + 5);
+  const kmk_out_frame *f;
+  uint64_t audio = 0;
+  while ((f = kmk_audio_out_pop(o)) != NULL) {
+    if (!f->silence) audio++;
+    CHECK_EQ_INT(kmk_audio_out_encoded(o), audio); /* one encode per audio pop, none for silence */
+  }
+  CHECK_EQ_INT(audio, 500);
+  CHECK_EQ_INT(kmk_audio_out_encoded(o), 500);
+  free(x);
+  kmk_audio_out_free(o);
+}
+
+/* Packets popped across two replies (no reset between them) are bit-identical to one reference
+ * encoder fed the carried PCM in order: one continuous encoder per chain, and the carried PCM is
+ * exactly what was encoded. After clear() the chain matches a freshly reset encoder. */
+static void test_encoder_continuous(void) {
+  char err[128];
+  kmk_audio_out *o = kmk_audio_out_new(48000, 0, err, sizeof err);
+  kmk_opus_enc *ref = kmk_opus_enc_new(48000, err, sizeof err);
+  CHECK(o != NULL && ref != NULL);
+  int16_t *x = tone(16000, 16000, 220);
+  uint8_t pkt[KMK_OPUS_MAX_PACKET];
+  int compared = 0, equal = 0;
+  for (int round = 0; round < 3; round++) {
+    if (round == 2) { /* barge-in mid-reply: both encoders start over */
+      CHECK_EQ_INT(kmk_audio_out_push(o, x, 8000, 16000), 0);
+      for (int i = 0; i < 3; i++) CHECK(kmk_audio_out_pop(o) != NULL);
+      kmk_audio_out_clear(o);
+      kmk_opus_enc_reset(ref);
+    }
+    /* interleave pushes and pops, as the pacer does while TTS audio arrives */
+    for (size_t p = 0; p < 16000; p += 1600) {
+      CHECK_EQ_INT(kmk_audio_out_push(o, x + p, 1600, 16000), 0);
+      const kmk_out_frame *f = kmk_audio_out_pop(o);
+      if (f && !f->silence) {
+        int n = kmk_opus_enc_encode(ref, f->pcm, pkt, sizeof pkt);
+        compared++;
+        equal += n == f->len && memcmp(pkt, f->data, (size_t)n) == 0;
+      }
+    }
+    CHECK_EQ_INT(kmk_audio_out_finish(o), 0);
+    const kmk_out_frame *f;
+    while ((f = kmk_audio_out_pop(o)) != NULL) {
+      if (f->silence) continue;
+      int n = kmk_opus_enc_encode(ref, f->pcm, pkt, sizeof pkt);
+      compared++;
+      equal += n == f->len && memcmp(pkt, f->data, (size_t)n) == 0;
+    }
+  }
+  CHECK_EQ_INT(compared, 150);
+  CHECK_EQ_INT(equal, compared);
+  kmk_opus_enc_free(ref);
   free(x);
   kmk_audio_out_free(o);
 }
@@ -120,5 +194,7 @@ int main(void) {
   RUN(test_partial_frame_padded);
   RUN(test_clear_barge_in);
   RUN(test_bounded_drop_oldest);
+  RUN(test_push_does_not_encode);
+  RUN(test_encoder_continuous);
   return check_done();
 }
