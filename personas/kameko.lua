@@ -186,7 +186,7 @@ end
 return {
   name = "Kameko",
   description = "A friendly companion who speaks Russian and English.",
-  languages = {"ru", "en"},
+  languages = {"en", "ru"}, -- English until someone speaks Russian (greetings in a quiet room)
   wake_words = {"kameko", "hey kameko", "ok kameko", "камеко", "эй камеко", "камэко"},
   voices = {
     ru = {engine = "espeak", voice = "ru", rate = 165, pitch = 60},

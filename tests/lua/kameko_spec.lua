@@ -126,7 +126,7 @@ describe("kameko greets", function()
   end)
   it("in her first language when nobody has spoken yet", function()
     local d = agent():on_event({t = 1, type = "join", speaker = "Bob"}, 1).decision
-    speaks(d, "ru")
+    speaks(d, "en")
   end)
 end)
 

@@ -50,8 +50,8 @@ static void test_persona_info(void) {
   const kmk_persona_info *p = kmk_brain_persona(b);
   CHECK_STR(p->name, "Kameko");
   CHECK_EQ_INT(p->n_languages, 2);
-  CHECK_STR(p->languages[0], "ru");
-  CHECK_STR(p->languages[1], "en");
+  CHECK_STR(p->languages[0], "en");
+  CHECK_STR(p->languages[1], "ru");
   CHECK_EQ_INT(p->context_size, 15);
   CHECK_EQ_INT(p->max_reply_chars, 300);
   int has_ru_wake = 0;
@@ -66,7 +66,7 @@ static void test_persona_info(void) {
     CHECK_STR(en->engine, "flite");
     CHECK_STR(en->voice, "slt");
     CHECK_EQ_INT(en->rate, 170);
-    CHECK(kmk_persona_voice(p, "de") == ru); /* unknown language: the default language's voice */
+    CHECK(kmk_persona_voice(p, "de") == en); /* unknown language: the default language's voice */
   }
   kmk_brain_free(b);
 }
