@@ -11,6 +11,8 @@ echo "== vad_eval (labelled noisy multi-speaker corpus, ~29 min, energy baseline
 "$build/vad_eval" 24
 echo "== bench_reload (persona hot reload latency, Lua call per decision)"
 "$build/bench_reload"
+echo "== bench_out (agent output chain: push of a 5 s TTS chunk = resample only; pop = one Opus frame encoded, p50/p99)"
+"$build/bench_out" 20
 echo "== bench_discord_rx (Discord voice: decrypt + jitter + decode + VAD per stream; send pacing on the loop)"
 "$build/bench_discord_rx" 10
 echo "== bench_discord_gw (Discord gateway payload parsing, REST bucket bookkeeping)"
