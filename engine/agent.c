@@ -309,7 +309,10 @@ void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
   kmk_speaker **pp = &a->speakers;
   while (*pp && *pp != s) pp = &(*pp)->next;
   if (*pp) *pp = s->next;
+  /* the end of their audio, or now when their audio stopped earlier (a muted page, a silent
+     Discord user): a live transport's clock runs on while no audio arrives */
   double t = s->t0 + (double)kmk_speaker_stream_position(s->stream) / STREAM_RATE;
+  if (now(a) > t) t = now(a);
   cJSON *ev = kmk_event_new(t, "leave", s->name);
   kmk_eventlog_write(a->o.log, ev);
   ag_to_personas(a, ev, 0, -1);

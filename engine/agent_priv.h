@@ -43,8 +43,9 @@
 #define STREAM_RATE 16000
 #define RELOAD_DEBOUNCE_MS 120
 #define STALE_S 15.0 /* any reply that waited longer than this for the floor is dropped */
-#define TOPUP_FRAMES 8   /* synthesized audio is encoded into `out` only up to this many frames
-                            ahead, a slice at a time: a long TTS chunk never stalls a tick */
+#define TOPUP_FRAMES 8   /* synthesized audio is resampled into `out` only up to this many frames
+                            ahead, a slice at a time (`out` encodes one frame per pull): a long
+                            TTS chunk never stalls a tick, and barge-in drops little */
 #define SLICE_MS 60
 
 typedef enum { BOT_LISTENING, BOT_SPEAKING } bot_state;

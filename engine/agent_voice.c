@@ -37,7 +37,7 @@ void ag_clear_pending(kmk_agent *a) {
   a->pending_samples = 0;
 }
 
-/* Moves synthesized audio into `out` (resample + Opus encode) a slice at a time, only while
+/* Moves synthesized audio into `out` (resampled there; Opus-encoded when pulled) a slice at a time, only while
    fewer than TOPUP_FRAMES are queued; ends the reply's stream once synthesis is done and nothing
    is pending. Called on chunk arrival, at synthesis end and before every frame pull. */
 void ag_feed_out(kmk_agent *a) {
