@@ -303,6 +303,15 @@ int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len) {
   return kmk_speaker_stream_push_opus(s->stream, pkt, len);
 }
 
+int kmk_agent_speaker_opus_fec(kmk_speaker *s, const uint8_t *next_pkt, size_t len) {
+  int n = kmk_speaker_stream_push_opus_fec(s->stream, next_pkt, len);
+  if (n < 0) { /* a corrupt successor: conceal so the timeline keeps its length */
+    int p = kmk_speaker_stream_push_opus(s->stream, NULL, 0);
+    if (p < 0) return p;
+  }
+  return n;
+}
+
 void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s) {
   kmk_speaker_stream_finish(s->stream); /* finishes an utterance in progress */
   ag_spec_speaker_gone(a, s);

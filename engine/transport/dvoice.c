@@ -459,12 +459,13 @@ void kmk_dvoice_close(kmk_dvoice *v, void (*closed)(void *ud), void *ud) {
   kmk_dvoice_stats s;
   kmk_dvoice_get_stats(v, &s);
   KMK_INFO(TAG, "close: rx %llu pkts (rtcp %llu, malformed %llu, auth %llu, dave %llu, unmapped "
-           "%llu, late %llu, lost %llu, reordered %llu), tx %llu (dropped %llu), bad msgs %llu, "
-           "resumes %llu, missed ACKs %llu",
+           "%llu, late %llu, lost %llu: fec %llu plc %llu, reordered %llu), tx %llu (dropped %llu), "
+           "bad msgs %llu, resumes %llu, missed ACKs %llu",
            (unsigned long long)s.rx_packets, (unsigned long long)s.rx_rtcp,
            (unsigned long long)s.rx_malformed, (unsigned long long)s.rx_auth_failed,
            (unsigned long long)s.rx_dave_failed, (unsigned long long)s.rx_unmapped,
            (unsigned long long)s.rx_late, (unsigned long long)s.rx_lost,
+           (unsigned long long)s.rx_fec, (unsigned long long)s.rx_plc,
            (unsigned long long)s.rx_reordered, (unsigned long long)s.tx_packets,
            (unsigned long long)s.tx_dropped, (unsigned long long)s.ws_bad,
            (unsigned long long)s.resumes, (unsigned long long)s.hb_missed);

@@ -1,6 +1,7 @@
 /* dvoice_media.c - the voice connection's UDP side (see dvoice_int.h): IP discovery, RTP receive
  * (transport decrypt, RTCP skipped, optional DAVE decrypt) into per-user jitter buffers feeding
- * agent speakers (PLC for losses, silence fill while a user is quiet so endpointing sees the end
+ * agent speakers (a loss is recovered from the next packet's Opus FEC when that is buffered, else
+ * PLC, counted in rx_fec / rx_plc; silence fill while a user is quiet so endpointing sees the end
  * of a turn), a small buffer for SSRCs that SPEAKING has not named yet, and the 20 ms paced send
  * of the agent's voice (speaking flag first, seq/timestamp/nonce, 5 silence frames then
  * speaking 0; muted or not-ready frames are pulled and dropped), plus an 8-byte UDP keep-alive
@@ -46,18 +47,25 @@ static dv_user *user_by_ssrc(kmk_dvoice *v, uint32_t ssrc) {
   return NULL;
 }
 
-static void feed(kmk_dvoice *v, dv_user *u, const uint8_t *pkt, size_t len) {
-  if (u->sp) kmk_agent_speaker_opus(u->sp, pkt, len);
+/* One 20 ms frame: a packet, a lost one recovered from its successor's FEC, or PLC. */
+static void feed(kmk_dvoice *v, dv_user *u, int what, const uint8_t *pkt, size_t len) {
+  if (what == KMK_JITTER_LOST_FEC) v->st.rx_fec++;
+  else if (what == KMK_JITTER_LOST) v->st.rx_plc++;
+  if (u->sp) {
+    if (what == KMK_JITTER_PACKET) kmk_agent_speaker_opus(u->sp, pkt, len);
+    else if (what == KMK_JITTER_LOST_FEC) kmk_agent_speaker_opus_fec(u->sp, pkt, len);
+    else kmk_agent_speaker_opus(u->sp, NULL, 0);
+  }
   u->fed_s += 0.02;
 }
 
-/* Plays what the jitter buffer releases at now_ms. */
+/* Plays what the jitter buffer releases at now_ms. The packets in it are already DAVE-decrypted
+ * (dave_put), so a successor's FEC data is plain Opus. */
 static void drain(kmk_dvoice *v, dv_user *u, uint64_t now_ms) {
   const uint8_t *d;
   size_t l;
   int r;
-  while ((r = kmk_jitter_pop(&u->jb, now_ms, &d, &l)) != KMK_JITTER_NONE)
-    feed(v, u, r == KMK_JITTER_PACKET ? d : NULL, r == KMK_JITTER_PACKET ? l : 0);
+  while ((r = kmk_jitter_pop(&u->jb, now_ms, &d, &l)) != KMK_JITTER_NONE) feed(v, u, r, d, l);
 }
 
 /* A quiet user (Discord sends nothing while nobody talks): silence keeps their stream's clock in

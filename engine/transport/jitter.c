@@ -1,5 +1,6 @@
 /* jitter.c - per-SSRC jitter buffer (see jitter.h): reorder by sequence number, declare losses
- * after `depth` packets or max_wait_ms, drop late/duplicate packets. Pure; one owner thread.
+ * after `depth` packets or max_wait_ms (with the successor when it is there, for FEC), drop
+ * late/duplicate packets. Pure; one owner thread.
  */
 #include <string.h>
 
@@ -115,6 +116,14 @@ int kmk_jitter_pop(kmk_jitter *j, uint64_t now_ms, const uint8_t **data, size_t 
   j->lost++;
   if (j->plc_run < KMK_JITTER_MAX_PLC) {
     j->plc_run++;
+    const kmk_jitter_slot *n = &j->slot[j->next % KMK_JITTER_SLOTS];
+    if (n->used && n->seq == j->next && n->len) { /* the successor is here: FEC */
+      memcpy(j->out, n->data, n->len);
+      *data = j->out;
+      *len = n->len;
+      j->recoverable++;
+      return KMK_JITTER_LOST_FEC;
+    }
     return KMK_JITTER_LOST;
   }
   /* a long gap: skip silently to the next buffered packet */

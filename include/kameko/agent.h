@@ -75,6 +75,9 @@ kmk_speaker *kmk_agent_speaker_join(kmk_agent *a, const char *name, double t);
 /* PCM at any rate/channel count (interleaved int16) or one Opus packet (NULL = lost packet). */
 int kmk_agent_speaker_pcm(kmk_speaker *s, const int16_t *pcm, size_t frames, int rate, int channels);
 int kmk_agent_speaker_opus(kmk_speaker *s, const uint8_t *pkt, size_t len);
+/* The packet before next_pkt was lost: recovers it from next_pkt's in-band FEC (libopus conceals
+   when next_pkt carries none). Push next_pkt itself with kmk_agent_speaker_opus afterwards. */
+int kmk_agent_speaker_opus_fec(kmk_speaker *s, const uint8_t *next_pkt, size_t len);
 /* The person leaves: an utterance in progress is finished and still transcribed. Emits "leave".
    The speaker pointer is invalid afterwards. */
 void kmk_agent_speaker_leave(kmk_agent *a, kmk_speaker *s);

@@ -66,6 +66,8 @@ typedef struct {
   uint64_t rx_unmapped;     /* packets from an SSRC no SPEAKING named (buffered or dropped) */
   uint64_t rx_late;         /* late or duplicate packets dropped by the jitter buffers */
   uint64_t rx_lost;         /* packets declared lost (concealed by PLC or skipped) */
+  uint64_t rx_fec;          /* lost packets recovered from the next packet's Opus in-band FEC */
+  uint64_t rx_plc;          /* lost packets concealed by Opus PLC (no successor to recover from) */
   uint64_t rx_reordered;    /* packets put back in order */
   uint64_t tx_packets;      /* RTP packets sent (voice + silence frames) */
   uint64_t tx_dropped;      /* agent frames pulled but not sent (muted, not ready, send failed) */

@@ -1,6 +1,9 @@
 /* test_jitter.c - the per-SSRC jitter buffer on a simulated clock: in-order play, reordering
- * within the depth, loss declared after `depth` packets or max_wait, late and duplicate packets
+ * within the depth, loss declared after `depth` packets or max_wait, a loss with its successor
+ * buffered reported as recoverable (FEC) with the successor's bytes, late and duplicate packets
  * dropped, sequence wrap-around, resync after a jump, bounded concealment, flush. */
+#include <string.h>
+
 #include "check.h"
 #include "kameko/jitter.h"
 
@@ -10,12 +13,17 @@ static int put(uint16_t seq, uint64_t t) {
   uint8_t b[2] = {(uint8_t)(seq >> 8), (uint8_t)seq};
   return kmk_jitter_put(&J, seq, b, 2, t);
 }
-/* pops one: returns seq of a packet, -1 for LOST, -2 for NONE */
+static int g_fec_seq; /* the successor handed out with the last LOST_FEC */
+/* pops one: returns seq of a packet, -1 for LOST, -4 for LOST_FEC, -2 for NONE */
 static int pop(uint64_t t) {
   const uint8_t *d;
   size_t l;
   int r = kmk_jitter_pop(&J, t, &d, &l);
   if (r == KMK_JITTER_PACKET) return l == 2 ? (d[0] << 8 | d[1]) : -3;
+  if (r == KMK_JITTER_LOST_FEC) {
+    g_fec_seq = l == 2 ? (d[0] << 8 | d[1]) : -3;
+    return -4;
+  }
   return r == KMK_JITTER_LOST ? -1 : -2;
 }
 
@@ -58,18 +66,63 @@ static void test_loss_by_depth_and_time(void) {
   put(12, 40);
   put(13, 60);
   CHECK_EQ_INT(pop(60), -2);
-  put(14, 80); /* 3 buffered past the gap: 11 is declared lost */
-  CHECK_EQ_INT(pop(80), -1);
+  put(14, 80); /* 3 buffered past the gap: 11 is declared lost, 12 (here) can recover it */
+  CHECK_EQ_INT(pop(80), -4);
+  CHECK_EQ_INT(g_fec_seq, 12);
   CHECK_EQ_INT(pop(80), 12);
   CHECK_EQ_INT(pop(80), 13);
   CHECK_EQ_INT(pop(80), 14);
   /* by time: 15 lost, 16 waits max_wait */
   put(16, 100);
   CHECK_EQ_INT(pop(159), -2);
-  CHECK_EQ_INT(pop(160), -1);
+  CHECK_EQ_INT(pop(160), -4);
+  CHECK_EQ_INT(g_fec_seq, 16);
   CHECK_EQ_INT(pop(160), 16);
   CHECK_EQ_INT(J.lost, 2);
+  CHECK_EQ_INT(J.recoverable, 2);
   CHECK_EQ_INT(J.played, 5);
+}
+
+/* Which losses are recoverable: only one whose successor is buffered. A burst of 3 is PLC, PLC,
+ * then FEC from the packet after it; the successor is still played afterwards, unchanged. */
+static void test_loss_recoverable(void) {
+  kmk_jitter_init(&J, 3, 60);
+  put(20, 0);
+  CHECK_EQ_INT(pop(0), 20);
+  /* 21, 22, 23 lost; 24, 25, 26 arrive */
+  put(24, 20);
+  put(25, 40);
+  put(26, 60);
+  CHECK_EQ_INT(pop(60), -1); /* 21: its successor 22 is missing too */
+  CHECK_EQ_INT(pop(60), -1); /* 22 */
+  CHECK_EQ_INT(pop(60), -4); /* 23: 24 carries its FEC */
+  CHECK_EQ_INT(g_fec_seq, 24);
+  CHECK_EQ_INT(pop(60), 24);
+  CHECK_EQ_INT(pop(60), 25);
+  CHECK_EQ_INT(pop(60), 26);
+  CHECK_EQ_INT(J.lost, 3);
+  CHECK_EQ_INT(J.recoverable, 1);
+  CHECK_EQ_INT(J.played, 4);
+  /* a loss declared by time with nothing after the gap's successor position: 27 lost, 29 only */
+  put(29, 100);
+  CHECK_EQ_INT(pop(160), -1); /* 27: 28 is not here */
+  CHECK_EQ_INT(pop(160), -4); /* 28: 29 is */
+  CHECK_EQ_INT(g_fec_seq, 29);
+  CHECK_EQ_INT(pop(160), 29);
+  CHECK_EQ_INT(J.recoverable, 2);
+  /* the successor's bytes are handed out whole (a real Opus packet, not the 2-byte tag) */
+  uint8_t pkt[300];
+  for (int i = 0; i < 300; i++) pkt[i] = (uint8_t)(i * 13 + 1);
+  CHECK_EQ_INT(kmk_jitter_put(&J, 31, pkt, sizeof pkt, 200), 0);
+  const uint8_t *d;
+  size_t l;
+  CHECK_EQ_INT(kmk_jitter_pop(&J, 260, &d, &l), KMK_JITTER_LOST_FEC); /* 30 */
+  CHECK_EQ_INT((int)l, 300);
+  CHECK(memcmp(d, pkt, 300) == 0);
+  CHECK_EQ_INT(kmk_jitter_pop(&J, 260, &d, &l), KMK_JITTER_PACKET); /* 31 */
+  CHECK_EQ_INT((int)l, 300);
+  CHECK(memcmp(d, pkt, 300) == 0);
+  CHECK_EQ_INT(kmk_jitter_pop(&J, 260, &d, &l), KMK_JITTER_NONE);
 }
 
 static void test_wrap_and_resync(void) {
@@ -128,6 +181,7 @@ int main(void) {
   RUN(test_in_order);
   RUN(test_reorder);
   RUN(test_loss_by_depth_and_time);
+  RUN(test_loss_recoverable);
   RUN(test_wrap_and_resync);
   RUN(test_bounded_and_flush);
   return check_done();
