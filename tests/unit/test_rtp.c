@@ -1,11 +1,19 @@
 /* test_rtp.c - Discord RTP packets without I/O: header parse, both rtpsize AEAD modes round trip,
  * the AES-GCM nonce/AAD layout checked against OpenSSL directly, extension and padding stripping,
- * RTCP and malformed packets rejected, IP discovery request/response. */
+ * RTCP and malformed packets rejected, IP discovery request/response; and the receive side's loss
+ * recovery: a dropped packet of speech Opus-encoded by the engine's encoder (in-band FEC on) is
+ * recovered from the next packet's FEC much closer to the lossless decode than PLC gets. */
+#include <math.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "check.h"
+#include "kameko/opus.h"
+#include "kameko/out.h"
 #include "kameko/rtp.h"
+#include "kameko/speech.h"
 
 static const uint8_t KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -155,11 +163,119 @@ static void test_ipdisc(void) {
   CHECK(kmk_ipdisc_parse(resp, sizeof resp, &ssrc, addr, 10, &port) < 0); /* does not fit */
 }
 
+/* ---- FEC vs PLC ---------------------------------------------------------------------------- */
+
+typedef struct {
+  int16_t *pcm;
+  size_t n, cap;
+  int rate;
+} pcm_buf;
+
+static int on_pcm(void *ud, const int16_t *pcm, size_t n, int rate) {
+  pcm_buf *b = ud;
+  if (b->n + n > b->cap) {
+    b->cap = (b->n + n) * 2;
+    b->pcm = realloc(b->pcm, b->cap * sizeof *b->pcm);
+  }
+  memcpy(b->pcm + b->n, pcm, n * sizeof *pcm);
+  b->n += n;
+  b->rate = rate;
+  return 0;
+}
+
+#define FEC_MAX_PKTS 400
+static uint8_t g_pkt[FEC_MAX_PKTS][KMK_OPUS_MAX_PACKET];
+static int g_len[FEC_MAX_PKTS];
+
+/* SNR in dB of got against ref over one 20 ms frame at 16 kHz */
+static double frame_snr(const int16_t *ref, const int16_t *got) {
+  double sig = 0, err = 0;
+  for (int i = 0; i < 320; i++) {
+    double d = (double)ref[i] - got[i];
+    sig += (double)ref[i] * ref[i];
+    err += d * d;
+  }
+  return 10 * log10((sig + 1) / (err + 1));
+}
+
+static void test_fec_beats_plc(void) {
+  /* speech from flite, through the engine's encoder (what the Discord send path uses: 48 kHz
+     stereo, VOIP, in-band FEC on, expected loss 10%) */
+  pcm_buf sp = {0};
+  atomic_int cancel = 0;
+  char err[256];
+  kmk_tts_voice v = {.voice = "slt"};
+  CHECK_EQ_INT(kmk_tts_flite_synth("hello bob, did you see the game last night? it was great",
+                                   &v, on_pcm, &sp, &cancel, err, sizeof err), 0);
+  CHECK(sp.n > 16000);
+  kmk_audio_out *o = kmk_audio_out_new(0, 0, err, sizeof err);
+  CHECK(o != NULL);
+  if (!o || sp.n == 0) return;
+  CHECK_EQ_INT(kmk_audio_out_push(o, sp.pcm, sp.n, sp.rate), 0);
+  CHECK_EQ_INT(kmk_audio_out_finish(o), 0);
+  int n = 0;
+  const kmk_out_frame *f;
+  while ((f = kmk_audio_out_pop(o)) != NULL && n < FEC_MAX_PKTS) {
+    memcpy(g_pkt[n], f->data, (size_t)f->len);
+    g_len[n++] = f->len;
+  }
+  kmk_audio_out_free(o);
+  free(sp.pcm);
+  CHECK(n > 100);
+  /* the lossless decode is the reference */
+  int16_t(*ref)[320] = calloc((size_t)n, sizeof *ref);
+  int16_t tmp[KMK_OPUS_DEC_MAX_SAMPLES];
+  kmk_opus_dec *d = kmk_opus_dec_new(NULL, 0);
+  for (int k = 0; k < n; k++) {
+    CHECK_EQ_INT(kmk_opus_dec_decode(d, g_pkt[k], (size_t)g_len[k], tmp, KMK_OPUS_DEC_MAX_SAMPLES),
+                 320);
+    memcpy(ref[k], tmp, sizeof ref[k]);
+  }
+  kmk_opus_dec_free(d);
+  /* drop packet k (every 7th frame that is loud enough to be speech): conceal it with PLC, or
+     recover it from packet k+1's FEC, each on a decoder that decoded 0..k-1 */
+  double sum_fec = 0, sum_plc = 0;
+  int tried = 0, fec_better = 0;
+  for (int k = 20; k + 1 < n; k += 7) {
+    double e = 0;
+    for (int i = 0; i < 320; i++) e += (double)ref[k][i] * ref[k][i];
+    if (sqrt(e / 320) < 500) continue; /* a pause: nothing to recover */
+    double snr[2];
+    for (int mode = 0; mode < 2; mode++) {
+      kmk_opus_dec *dd = kmk_opus_dec_new(NULL, 0);
+      for (int j = 0; j < k; j++)
+        kmk_opus_dec_decode(dd, g_pkt[j], (size_t)g_len[j], tmp, KMK_OPUS_DEC_MAX_SAMPLES);
+      int got = mode ? kmk_opus_dec_decode_fec(dd, g_pkt[k + 1], (size_t)g_len[k + 1], tmp,
+                                               KMK_OPUS_DEC_MAX_SAMPLES)
+                     : kmk_opus_dec_decode(dd, NULL, 0, tmp, KMK_OPUS_DEC_MAX_SAMPLES);
+      CHECK_EQ_INT(got, 320);
+      snr[mode] = frame_snr(ref[k], tmp);
+      kmk_opus_dec_free(dd);
+    }
+    sum_plc += snr[0];
+    sum_fec += snr[1];
+    fec_better += snr[1] > snr[0];
+    tried++;
+  }
+  free(ref);
+  CHECK(tried >= 10);
+  if (tried == 0) return;
+  double plc = sum_plc / tried, fec = sum_fec / tried;
+  printf("  FEC vs PLC over %d dropped speech frames: mean SNR FEC %.1f dB, PLC %.1f dB; FEC "
+         "better in %d\n", tried, fec, plc, fec_better);
+  /* measured: FEC 29.6 dB, PLC 5.9 dB, FEC better in 18 of 18 frames; with the encoder's FEC
+     off, decode_fec falls back to PLC (5.9 dB both, better in 0) and this fails */
+  CHECK(fec > 15.0);
+  CHECK(fec > plc + 10.0);
+  CHECK(fec_better * 10 >= tried * 8);
+}
+
 int main(void) {
   RUN(test_round_trip);
   RUN(test_aes_layout);
   RUN(test_ext_padding_csrc);
   RUN(test_malformed);
   RUN(test_ipdisc);
+  RUN(test_fec_beats_plc);
   return check_done();
 }
