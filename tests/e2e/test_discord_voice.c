@@ -10,7 +10,8 @@
  * chain Opus-encodes a whole TTS chunk on the loop at once, stall the loop for up to ~100 ms; the
  * pacer then catches up with a short burst; the bench prints p50/p99)); alice's speech did not
  * trigger it; the
- * counters saw the malformed, RTCP, undecryptable, lost, reordered and early packets. Then voice
+ * counters saw the malformed, RTCP, undecryptable, lost (recovered by FEC from the next packet, or
+ * PLC), reordered and early packets. Then voice
  * close 4015 -> RESUMING -> resumed (op 7 with seq_ack -> op 9); close 4014 -> CLOSED with 4014
  * and no reconnect. A second test runs the XChaCha20 mode only; a third runs DAVE (protocol 1) with
  * @snazzah/davey users: the bot joins the MLS group, hears bob's DAVE-encrypted speech and answers
@@ -448,11 +449,12 @@ static void test_conversation(void) {
 
   kmk_dvoice_stats s;
   kmk_dvoice_get_stats(v, &s);
-  printf("rx %llu (rtcp %llu, malformed %llu, auth %llu, unmapped %llu, lost %llu, reordered "
-         "%llu, late %llu), tx %llu\n",
+  printf("rx %llu (rtcp %llu, malformed %llu, auth %llu, unmapped %llu, lost %llu: fec %llu plc "
+         "%llu, reordered %llu, late %llu), tx %llu\n",
          (unsigned long long)s.rx_packets, (unsigned long long)s.rx_rtcp,
          (unsigned long long)s.rx_malformed, (unsigned long long)s.rx_auth_failed,
          (unsigned long long)s.rx_unmapped, (unsigned long long)s.rx_lost,
+         (unsigned long long)s.rx_fec, (unsigned long long)s.rx_plc,
          (unsigned long long)s.rx_reordered, (unsigned long long)s.rx_late,
          (unsigned long long)s.tx_packets);
   CHECK(s.rx_packets > 100);
@@ -461,6 +463,11 @@ static void test_conversation(void) {
   CHECK(s.rx_auth_failed >= 1);
   CHECK(s.rx_unmapped >= 1); /* before SPEAKING (300 ms late); replayed into alice's buffer */
   CHECK(s.rx_lost >= 3);
+  /* the packets carry in-band FEC (the engine's encoder): alice's 21 is recovered from 22 and
+     bob's 15 from 16; alice's 20 (its successor lost too) is concealed */
+  CHECK(s.rx_fec >= 2);
+  CHECK(s.rx_plc >= 1);
+  CHECK(s.rx_fec + s.rx_plc <= s.rx_lost);
   CHECK(s.rx_reordered >= 2);
   CHECK(s.tx_packets > 50);
 
@@ -630,10 +637,10 @@ static void test_dave_conversation(void) {
   run_for(1.0);
   int mark = p.n_ev;
   /* a new SSRC whose SPEAKING comes 200 ms late: the early packets wait (still DAVE-encrypted)
-     for the mapping, then decrypt */
+     for the mapping, then decrypt; packet 30 is lost and recovered from 31's FEC (decrypted) */
   snprintf(cmd, sizeof cmd,
            "{\"cmd\":\"play\",\"user\":\"" BOB_ID "\",\"file\":\"%s\",\"early\":10,"
-           "\"newssrc\":true}", bob);
+           "\"newssrc\":true,\"drop\":[30]}", bob);
   peer_cmd(&p, cmd);
   int u = peer_wait(&p, "utterance", mark, 90);
   CHECK(u >= 0);
@@ -649,6 +656,7 @@ static void test_dave_conversation(void) {
   CHECK(s.rx_packets > 50);
   CHECK(s.rx_unmapped >= 1);
   CHECK_EQ_INT(s.rx_dave_failed, 0);
+  CHECK(s.rx_fec >= 1);
 
   /* muted: the agent still answers (frames pulled) but nothing is sent, speaking stays 0 */
   kmk_dvoice_set_mute(v, 1);
