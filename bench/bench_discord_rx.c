@@ -4,7 +4,10 @@
  *    (aead_aes256_gcm_rtpsize and aead_xchacha20_poly1305_rtpsize) -> jitter buffer -> Opus
  *    decode (16 kHz mono) -> VAD ("spectral", two 10 ms frames per packet). The packets are ~8 s
  *    of flite speech Opus-encoded by the engine's own encoder. Prints packets/s on one core and
- *    the CPU share one live stream (50 packets/s) costs, plus the decrypt step alone.
+ *    the CPU share one live stream (50 packets/s) costs, plus the decrypt step alone; then the
+ *    same with every 20th packet dropped (5% loss: the jitter buffer hands the successor out and
+ *    the lost frame is recovered from its Opus in-band FEC), and the cost of one concealed frame
+ *    by FEC vs PLC vs a normal decode.
  * 2. Send pacing on the real loop: a kmk_pacer_uv at 20 ms seals one packet per tick and sends it
  *    over loopback UDP; the receiving socket on the same loop timestamps arrivals. Prints the
  *    deviation of send intervals from 20 ms (p50, p99, max) and the mean interval (drift).
@@ -80,7 +83,8 @@ static int make_packets(void) {
   return 0;
 }
 
-static void bench_rx(kmk_rtp_mode mode, int reps) {
+/* loss_every: drop every loss_every-th packet (0 = none) before the jitter buffer */
+static void bench_rx(kmk_rtp_mode mode, int reps, int loss_every) {
   uint8_t key[32];
   for (int i = 0; i < 32; i++) key[i] = (uint8_t)(i * 7 + 1);
   /* seal every packet once (the sender's cost is not measured here) */
@@ -102,21 +106,28 @@ static void bench_rx(kmk_rtp_mode mode, int reps) {
   kmk_vad *vad = kmk_vad_new("spectral", NULL);
   static kmk_jitter jb;
   int16_t pcm[KMK_OPUS_DEC_MAX_SAMPLES];
-  long speech = 0;
+  long speech = 0, fec = 0, plc = 0;
   c0 = cpu_s();
   for (int r = 0; r < reps; r++) {
     kmk_jitter_init(&jb, 3, 60);
     for (size_t i = 0; i < g_n; i++) {
       int l = kmk_rtp_open(mode, key, sealed[i], (size_t)slen[i], &h, plain, sizeof plain);
       if (l < 0) abort();
-      kmk_jitter_put(&jb, (uint16_t)(h.seq + r * 7000), plain, (size_t)l, i * 20);
+      if (!(loss_every && i % (size_t)loss_every == (size_t)loss_every / 2))
+        kmk_jitter_put(&jb, (uint16_t)(h.seq + r * 7000), plain, (size_t)l, i * 20);
       const uint8_t *p;
       size_t pl;
       int got;
       while ((got = kmk_jitter_pop(&jb, i * 20, &p, &pl)) != KMK_JITTER_NONE) {
-        int s = kmk_opus_dec_decode(d, got == KMK_JITTER_PACKET ? p : NULL,
-                                    got == KMK_JITTER_PACKET ? pl : 0, pcm,
-                                    KMK_OPUS_DEC_MAX_SAMPLES);
+        int s;
+        if (got == KMK_JITTER_LOST_FEC) {
+          s = kmk_opus_dec_decode_fec(d, p, pl, pcm, KMK_OPUS_DEC_MAX_SAMPLES);
+          fec++;
+        } else {
+          s = kmk_opus_dec_decode(d, got == KMK_JITTER_PACKET ? p : NULL,
+                                  got == KMK_JITTER_PACKET ? pl : 0, pcm, KMK_OPUS_DEC_MAX_SAMPLES);
+          plc += got == KMK_JITTER_LOST;
+        }
         for (int k = 0; k + KMK_VAD_FRAME <= s; k += KMK_VAD_FRAME) {
           kmk_vad_result vr;
           kmk_vad_process(vad, pcm + k, &vr);
@@ -127,15 +138,47 @@ static void bench_rx(kmk_rtp_mode mode, int reps) {
   }
   double all = cpu_s() - c0;
   double pkts = (double)g_n * reps;
+  char what[64];
+  snprintf(what, sizeof what, "%s%s", kmk_rtp_mode_name(mode), loss_every ? " 5% loss" : "");
   printf("  %-32s decrypt %6.2f us/pkt (%8.0f pkt/s) | decrypt+jitter+decode+VAD %6.1f us/pkt "
-         "(%6.0f pkt/s, one stream = %.2f%% of a core, %.0f streams/core)\n",
-         kmk_rtp_mode_name(mode), dec / pkts * 1e6, pkts / dec, all / pkts * 1e6, pkts / all,
+         "(%6.0f pkt/s, one stream = %.2f%% of a core, %.0f streams/core)",
+         what, dec / pkts * 1e6, pkts / dec, all / pkts * 1e6, pkts / all,
          all / pkts * 50 * 100, pkts / all / 50);
+  if (loss_every) printf("; lost frames: %ld by FEC, %ld by PLC", fec, plc);
+  printf("\n");
   if (speech == 0) printf("  (VAD found no speech: bench input broken)\n");
   kmk_vad_free(vad);
   kmk_opus_dec_free(d);
   free(sealed);
   free(slen);
+}
+
+/* CPU per concealed frame: FEC from the next packet vs PLC vs decoding a packet normally. Each
+ * concealment follows a decode of the packets before it, as on a live stream. */
+static void bench_conceal(int reps) {
+  kmk_opus_dec *d = kmk_opus_dec_new(NULL, 0);
+  int16_t pcm[KMK_OPUS_DEC_MAX_SAMPLES];
+  double t[3] = {0, 0, 0};
+  long cnt[3] = {0, 0, 0};
+  for (int r = 0; r < reps; r++) {
+    kmk_opus_dec_reset(d);
+    for (size_t i = 0; i + 1 < g_n; i++) {
+      int kind = i % 10 == 5 ? (r % 2 ? 1 : 2) : 0; /* 0 decode, 1 FEC, 2 PLC */
+      double c0 = cpu_s();
+      int s = kind == 1   ? kmk_opus_dec_decode_fec(d, g_pk[i + 1].data, (size_t)g_pk[i + 1].len,
+                                                    pcm, KMK_OPUS_DEC_MAX_SAMPLES)
+              : kind == 2 ? kmk_opus_dec_decode(d, NULL, 0, pcm, KMK_OPUS_DEC_MAX_SAMPLES)
+                          : kmk_opus_dec_decode(d, g_pk[i].data, (size_t)g_pk[i].len, pcm,
+                                                KMK_OPUS_DEC_MAX_SAMPLES);
+      t[kind] += cpu_s() - c0;
+      cnt[kind]++;
+      if (s <= 0) abort();
+    }
+  }
+  printf("  one 20 ms frame: decode %.1f us, FEC recovery %.1f us, PLC %.1f us (%ld/%ld/%ld "
+         "frames, clock read included)\n",
+         t[0] / cnt[0] * 1e6, t[1] / cnt[1] * 1e6, t[2] / cnt[2] * 1e6, cnt[0], cnt[1], cnt[2]);
+  kmk_opus_dec_free(d);
 }
 
 /* ---- pacing on the loop -------------------------------------------------------------------- */
@@ -248,8 +291,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("receive path, %zu packets (%.1f s of speech) per pass, one core:\n", g_n, g_n * 0.02);
-  bench_rx(KMK_RTP_AES256_GCM, 20);
-  bench_rx(KMK_RTP_XCHACHA20_POLY1305, 20);
+  bench_rx(KMK_RTP_AES256_GCM, 20, 0);
+  bench_rx(KMK_RTP_XCHACHA20_POLY1305, 20, 0);
+  bench_rx(KMK_RTP_AES256_GCM, 20, 20);
+  bench_conceal(20);
   printf("send pacing on the loop, %.0f s (seal + loopback UDP per tick):\n", secs);
   bench_pacing(secs);
   free(g_pk);
