@@ -295,13 +295,17 @@ static void lws_log_emit(int level, const char *line) {
   else KMK_DEBUG("lws", "%.*s", (int)n, line);
 }
 
+void kmk_net_lws_log_setup(void) {
+  lws_set_log_level(LLL_ERR | (kmk_log_get_level() >= KMK_LOG_DEBUG ? LLL_WARN : 0), lws_log_emit);
+}
+
 kmk_ws *kmk_ws_new(uv_loop_t *loop) { return kmk_ws_new_ca(loop, NULL); }
 
 kmk_ws *kmk_ws_new_ca(uv_loop_t *loop, const char *ca_file) {
   kmk_ws *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->loop = loop;
-  lws_set_log_level(LLL_ERR | (kmk_log_get_level() >= KMK_LOG_DEBUG ? LLL_WARN : 0), lws_log_emit);
+  kmk_net_lws_log_setup();
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   void *loops[1] = {loop};

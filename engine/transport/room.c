@@ -39,6 +39,7 @@
 
 #include "kameko/agent.h"
 #include "kameko/log.h"
+#include "kameko/net.h"
 #include "kameko/pacer.h"
 #include "kameko/room.h"
 
@@ -778,13 +779,6 @@ static const struct lws_protocols protocols[] = {
 
 /* ---------------------------------------------------------------- lifecycle */
 
-static void lws_log_emit(int level, const char *line) {
-  size_t n = strlen(line);
-  while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-  if (level & LLL_ERR) KMK_WARN("lws", "%.*s", (int)n, line);
-  else KMK_DEBUG("lws", "%.*s", (int)n, line);
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
 
 static void list_personas(kmk_room *r) {
@@ -886,7 +880,7 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
     return NULL;
   }
 
-  lws_set_log_level(LLL_ERR | (kmk_log_get_level() >= KMK_LOG_DEBUG ? LLL_WARN : 0), lws_log_emit);
+  kmk_net_lws_log_setup();
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
   void *loops[1] = {r->loop};

@@ -203,6 +203,10 @@ typedef struct {
   void *ud;
 } kmk_ws_opts;
 
+/* Routes libwebsockets' process-wide log into ours (errors as warnings; lws warnings too at debug
+ * level). Called by every user of lws before creating a context; loop thread. */
+void kmk_net_lws_log_setup(void);
+
 /* Creates the libwebsockets context on our loop. NULL on failure (e.g. no libuv event lib).
  * wss:// uses the system's CAs; kmk_ws_new_ca trusts the PEM bundle ca_file instead (tests). */
 kmk_ws *kmk_ws_new(uv_loop_t *loop);
