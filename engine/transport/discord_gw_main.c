@@ -2,16 +2,16 @@
  * agent (the personas), the Discord controller (gateway, REST, voice), and Ctrl-C / SIGTERM for an
  * ordered shutdown (controller closed first: voice left, gateway and REST closed; then the agent;
  * every handle closed, uv_loop_close checked). A fatal gateway or REST error (bad token,
- * disallowed intents) stops the job with that message. Main thread (the loop's).
+ * disallowed intents) stops the job with that message. The output folder and the loop's end are
+ * job.c's. Main thread (the loop's).
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "kameko/agent.h"
 #include "kameko/discord.h"
+#include "kameko/job.h"
 #include "kameko/log.h"
 
 #define TAG "discord"
@@ -67,36 +67,14 @@ static void on_fatal(void *ud, const char *why) {
   uv_timer_start(&j->fatal_timer, fatal_cb, 0, 0);
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static int make_dirs(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 int kmk_discord_main(const kmk_config *cfg, const char *const *persona_paths, size_t n_personas,
                      const char *scripts_dir, const char *out_dir, char *err, size_t errlen) {
   if (!cfg->discord_token || !cfg->discord_token[0]) {
     snprintf(err, errlen, "DISCORD_TOKEN is not set (README: Discord)");
     return 1;
   }
-  if (make_dirs(out_dir) < 0) {
-    snprintf(err, errlen, "cannot create %s: %s", out_dir, strerror(errno));
-    return 1;
-  }
   char path[1200];
-  snprintf(path, sizeof path, "%s/events.jsonl", out_dir);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, errlen);
+  kmk_eventlog *log = kmk_job_open_log(out_dir, path, sizeof path, err, errlen);
   if (!log) return 1;
   static job j; /* one job per process; handles must not move */
   memset(&j, 0, sizeof j);
@@ -130,10 +108,7 @@ int kmk_discord_main(const kmk_config *cfg, const char *const *persona_paths, si
     }
     kmk_agent_free(agent);
   }
-  uv_walk(&j.loop, close_walk, NULL);
-  uv_run(&j.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&j.loop) != 0) {
-    KMK_ERR(TAG, "handles left open at shutdown");
+  if (kmk_job_close_loop(&j.loop, TAG) < 0) {
     if (rc == 0) {
       snprintf(err, errlen, "handles left open at shutdown");
       rc = 1;

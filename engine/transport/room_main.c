@@ -1,14 +1,13 @@
 /* room_main.c - the `kameko room` job (the default without DISCORD_TOKEN): a loop, events.jsonl in
  * the output folder, the browser room (room.c), and Ctrl-C / SIGTERM for an ordered shutdown
  * (signal handles closed, room and agent freed, every handle closed, uv_loop_close checked).
- * Main thread (the loop's).
+ * The output folder and the loop's end are job.c's. Main thread (the loop's).
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "kameko/job.h"
 #include "kameko/log.h"
 #include "kameko/room.h"
 
@@ -17,32 +16,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   uv_stop(s->loop);
 }
 
-static void close_walk(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);
-}
-
-static int make_dirs(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 int kmk_room_main(const kmk_config *cfg, const char *const *persona_paths, size_t n_personas,
                   const char *scripts_dir, const char *out_dir, char *err, size_t errlen) {
   char path[1200];
-  if (make_dirs(out_dir) < 0) {
-    snprintf(err, errlen, "cannot create %s: %s", out_dir, strerror(errno));
-    return 1;
-  }
-  snprintf(path, sizeof path, "%s/events.jsonl", out_dir);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, errlen);
+  kmk_eventlog *log = kmk_job_open_log(out_dir, path, sizeof path, err, errlen);
   if (!log) return 1;
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -73,12 +50,7 @@ int kmk_room_main(const kmk_config *cfg, const char *const *persona_paths, size_
     kmk_room_free(room);
     rc = 0;
   }
-  uv_walk(&loop, close_walk, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&loop) != 0) {
-    KMK_ERR("room", "handles left open at shutdown");
-    rc = rc ? rc : 1;
-  }
+  if (kmk_job_close_loop(&loop, "room") < 0) rc = rc ? rc : 1;
   size_t n_events = kmk_eventlog_count(log);
   kmk_eventlog_close(log);
   if (rc == 0) printf("room closed: %zu events in %s\n", n_events, path);
