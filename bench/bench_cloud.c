@@ -31,6 +31,7 @@
 
 #include <uv.h>
 
+#include "bench_stats.h"
 #include "../tests/unit/test_net_peer.h"
 #include "kameko/agent.h"
 #include "kameko/config.h"
@@ -44,15 +45,6 @@
 #define LLM_TPS 250.0
 #define TTS_MS 300.0
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-static double pct(double *v, int n, double p) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  int i = (int)ceil(p / 100.0 * n) - 1;
-  return v[i < 0 ? 0 : i >= n ? n - 1 : i];
-}
 
 /* the peer's tokenizer: pieces of 1 + (i * 7) % 4 code points, i = the piece's first index */
 static int tokens_to(const char *s, size_t upto_cp) {

@@ -20,20 +20,12 @@
 
 #include <uv.h>
 
+#include "bench_stats.h"
 #include "kameko/brain.h"
 #include "kameko/log.h"
 
 #define DEBOUNCE_MS 120
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-static double pct(double *v, int n, double p) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  int i = (int)ceil(p / 100.0 * n) - 1;
-  return v[i < 0 ? 0 : i >= n ? n - 1 : i];
-}
 static double now_ms(void) { return (double)uv_hrtime() / 1e6; }
 
 static char path[256];
