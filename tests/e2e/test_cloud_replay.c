@@ -310,6 +310,28 @@ static void run_for(uv_loop_t *loop, int ms) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
+/* One persona's agent on a fresh loop (the shipped scripts, no file watch, the clock at 0). */
+static kmk_agent *agent_start(uv_loop_t *loop, kmk_eventlog *log, const kmk_config *cfg,
+                              const char *persona_path, char *err, size_t errlen) {
+  uv_loop_init(loop);
+  const char *personas[] = {persona_path};
+  kmk_agent_opts ao = {.loop = loop, .log = log, .config = cfg, .persona_paths = personas,
+                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
+                       .now = clock_fn, .no_watch = 1};
+  g_t = 0;
+  return kmk_agent_new(&ao, err, errlen);
+}
+
+/* Frees the agent, runs the loop until every handle is closed (uv_loop_close must succeed), then
+   frees the config and closes the log. */
+static void agent_end(kmk_agent *a, uv_loop_t *loop, kmk_config *cfg, kmk_eventlog *log) {
+  kmk_agent_free(a);
+  uv_run(loop, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(loop), 0);
+  kmk_config_free(cfg);
+  kmk_eventlog_close(log);
+}
+
 /* GET /control/last?service=stt: what the peer saw of our last Groq upload */
 static char g_last[4096];
 static int g_last_done;
@@ -351,13 +373,7 @@ static void test_cancel_inflight(void) {
   snprintf(url, sizeof url, "ws://127.0.0.1:%d/m/e2e_ctts:stall/edge/v1", g_port);
   CHECK_EQ_INT(kmk_config_set(&cfg, "EDGE_TTS_URL", url, err, sizeof err), 0);
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  const char *personas[] = {persona};
-  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
-                       .now = clock_fn, .no_watch = 1};
-  g_t = 0;
-  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  kmk_agent *a = agent_start(&loop, log, &cfg, persona, err, sizeof err);
   CHECK(a != NULL);
   if (!a) return;
   kmk_agent_reload_gates(a); /* scripts/gates.lua, as an edit would: the shipped lists load */
@@ -394,11 +410,7 @@ static void test_cancel_inflight(void) {
   CHECK(kmk_agent_jobs_pending(a)); /* bob's utterance at the stalled Groq */
   fetch_last_stt(&loop);
   CHECK(strstr(g_last, "\"language\":\"ru\"") != NULL);
-  kmk_agent_free(a);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
-  kmk_config_free(&cfg);
-  kmk_eventlog_close(log);
+  agent_end(a, &loop, &cfg, log);
   pevents e;
   pevents_load(out, &e);
   int st = pfind(&e, 0, "audio_out_start", "Kameko"), in = pfind(&e, st, "interrupted", "Kameko");
@@ -480,13 +492,7 @@ static void test_early_speech(void) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", port);
   CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  const char *personas[] = {teller};
-  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
-                       .now = clock_fn, .no_watch = 1};
-  g_t = 0;
-  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  kmk_agent *a = agent_start(&loop, log, &cfg, teller, err, sizeof err);
   CHECK(a != NULL);
   if (!a) return;
   pevents e;
@@ -551,11 +557,7 @@ static void test_early_speech(void) {
   CHECK_EQ_INT(pfind(&e, fg, "decision", "Teller"), -1);
   CHECK_EQ_INT(pfind(&e, fg, "early_speech", "Teller"), -1);
   pevents_free(&e);
-  kmk_agent_free(a);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
-  kmk_config_free(&cfg);
-  kmk_eventlog_close(log);
+  agent_end(a, &loop, &cfg, log);
 }
 
 /* Speculative STT (policy.speculative_stt): at a pause in bob's speech his audio so far goes to
@@ -591,13 +593,7 @@ static void test_speculative_stt(void) {
   kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err);
   kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  const char *personas[] = {lua};
-  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
-                       .now = clock_fn, .no_watch = 1};
-  g_t = 0;
-  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  kmk_agent *a = agent_start(&loop, log, &cfg, lua, err, sizeof err);
   CHECK(a != NULL);
   if (!a) return;
   kmk_agent_set_muted(a, 1); /* only the transcripts matter here */
@@ -617,11 +613,7 @@ static void test_speculative_stt(void) {
   for (int i = 0; i < 200 && kmk_agent_jobs_pending(a); i++) run_for(&loop, 10);
   free(b.pcm);
   kmk_agent_speaker_leave(a, bob);
-  kmk_agent_free(a);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
-  kmk_config_free(&cfg);
-  kmk_eventlog_close(log);
+  agent_end(a, &loop, &cfg, log);
   pevents e;
   pevents_load(out, &e);
   /* turn 1: reused */
@@ -668,13 +660,7 @@ static void test_lang_learned(void) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
   kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  const char *personas[] = {persona};
-  kmk_agent_opts ao = {.loop = &loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts",
-                       .now = clock_fn, .no_watch = 1};
-  g_t = 0;
-  kmk_agent *a = kmk_agent_new(&ao, err, sizeof err);
+  kmk_agent *a = agent_start(&loop, log, &cfg, persona, err, sizeof err);
   CHECK(a != NULL);
   if (!a) return;
   kmk_agent_set_muted(a, 1);
@@ -688,11 +674,7 @@ static void test_lang_learned(void) {
   }
   free(b.pcm);
   kmk_agent_speaker_leave(a, bob);
-  kmk_agent_free(a);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&loop), 0);
-  kmk_config_free(&cfg);
-  kmk_eventlog_close(log);
+  agent_end(a, &loop, &cfg, log);
   pevents e;
   pevents_load(out, &e);
   int t1 = pfind(&e, 0, "transcript", "bob"), t2 = pfind(&e, t1 + 1, "transcript", "bob");
