@@ -28,7 +28,7 @@
 #include "kameko/log.h"
 #include "kameko/opus.h"
 #include "kameko/out.h"
-#include "test_discord_peer.h"
+#include "test_discord_env.h"
 #include "test_personas_util.h"
 
 #define TOKEN "test.bot.TOKEN_SECRET_conv_0123456789"
@@ -38,33 +38,7 @@
 #define ALICE_LINE "hello bob did you see the game last night"
 #define BOB_LINE "kameko what is your name"
 
-static uv_loop_t loop_s, *loop = &loop_s;
-static dpeer P;
-static cJSON *evs[4096];
-static int n_evs;
 static char tmpdir[64];
-
-#define WAIT_UNTIL(expr, secs)                                                   \
-  ({                                                                             \
-    uint64_t end_ = uv_now(loop) + (uint64_t)((secs) * 1000);                    \
-    int ok_ = 0;                                                                 \
-    while (!(ok_ = !!(expr)) && uv_now(loop) < end_) uv_run(loop, UV_RUN_ONCE); \
-    ok_;                                                                         \
-  })
-
-static void observe(void *ud, const cJSON *ev) {
-  (void)ud;
-  if (n_evs < 4096) evs[n_evs++] = cJSON_Duplicate(ev, 1);
-}
-
-static int ev_find(int from, const char *type, const char *key, const char *val) {
-  for (int i = from; i < n_evs; i++) {
-    if (strcmp(pstr(evs[i], "type"), type)) continue;
-    if (key && strcmp(pstr(evs[i], key), val)) continue;
-    return i;
-  }
-  return -1;
-}
 
 static int decision_for(int from, const char *to) {
   for (int i = from; i < n_evs; i++)
@@ -72,11 +46,6 @@ static int decision_for(int from, const char *to) {
         !strcmp(pstr(evs[i], "trigger"), "transcript"))
       return i;
   return -1;
-}
-
-static double clock_s(void *ud) {
-  (void)ud;
-  return (double)uv_now(loop) / 1000.0;
 }
 
 /* flite speech -> the engine's Opus encoder -> a packet file (u16 big-endian length + packet) */
@@ -144,17 +113,11 @@ static void check_reply(const cJSON *u) {
   CHECK(pnum(u, "gap_p99") <= 60.0); /* stated jitter bound on a loaded 2-core machine (ASan) */
 }
 
-static int closed_flag;
-static void closed_cb(void *ud) {
-  (void)ud;
-  closed_flag = 1;
-}
-
 static void run_conversation(int dave) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/kmk-dconv-XXXXXX");
   if (!mkdtemp(tmpdir)) return;
   n_evs = 0;
-  char alice[300], bob[300], path[300], err[256], url[256];
+  char alice[300], bob[300], path[300], err[256];
   snprintf(alice, sizeof alice, "%s/alice.pkt", tmpdir);
   snprintf(bob, sizeof bob, "%s/bob.pkt", tmpdir);
   CHECK(write_packets(alice, "slt", ALICE_LINE) == 0);
@@ -165,23 +128,12 @@ static void run_conversation(int dave) {
                          dave ? "--voice-dave" : NULL, "1", "--voice-users", ALICE "," BOB, NULL};
   if (!dpeer_start(&P, loop, TOKEN, extra)) return;
   kmk_config cfg;
-  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
-  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  denv_config(&cfg, TOKEN);
 
   snprintf(path, sizeof path, "%s/events.jsonl", tmpdir);
   kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
   CHECK(log != NULL);
-  kmk_eventlog_set_observer(log, observe, NULL);
-  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
-  kmk_agent_opts ao = {.loop = loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .now = clock_s,
-                       .no_watch = 1};
-  kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
-  CHECK(agent != NULL);
+  kmk_agent *agent = denv_agent(log, &cfg, err, sizeof err);
   kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
                         .persona_dir = KMK_SOURCE_DIR "/personas", .max_dave_version = dave,
                         .now = clock_s};
@@ -257,11 +209,7 @@ static void run_conversation(int dave) {
 
   kmk_discord_close(d, closed_cb, NULL);
   CHECK(WAIT_UNTIL(closed_flag, 10));
-  kmk_agent_free(agent);
-  dpeer_stop(&P);
-  uv_run(loop, UV_RUN_DEFAULT);
-  kmk_eventlog_close(log);
-  kmk_config_free(&cfg);
+  denv_free(agent, log, &cfg);
   for (int k = 0; k < n_evs; k++) cJSON_Delete(evs[k]);
   n_evs = 0;
   char rm[128];

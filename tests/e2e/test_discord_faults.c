@@ -21,7 +21,7 @@
 #include "kameko/discord.h"
 #include "kameko/eventlog.h"
 #include "kameko/log.h"
-#include "test_discord_peer.h"
+#include "test_discord_env.h"
 
 #define TOKEN "test.bot.TOKEN_SECRET_faults_0123456789"
 #define ALICE "700000000000000001"
@@ -29,28 +29,9 @@
 #define VOICE_CH "900000000000000020"
 #define VOICE2_CH "900000000000000021"
 
-static uv_loop_t loop_s, *loop = &loop_s;
-static dpeer P;
-static cJSON *evs[4096];
-static int n_evs, fatal_called;
+static int fatal_called;
 static char fatal_why[256];
 
-#define WAIT_UNTIL(expr, secs)                                                   \
-  ({                                                                             \
-    uint64_t end_ = uv_now(loop) + (uint64_t)((secs) * 1000);                    \
-    int ok_ = 0;                                                                 \
-    while (!(ok_ = !!(expr)) && uv_now(loop) < end_) uv_run(loop, UV_RUN_ONCE); \
-    ok_;                                                                         \
-  })
-
-static void observe(void *ud, const cJSON *ev) {
-  (void)ud;
-  if (n_evs < 4096) evs[n_evs++] = cJSON_Duplicate(ev, 1);
-}
-static const char *estr(const cJSON *e, const char *k) {
-  const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, k);
-  return cJSON_IsString(x) ? x->valuestring : "";
-}
 static int voice_ev(int from, const char *state) {
   for (int i = from; i < n_evs; i++)
     if (!strcmp(estr(evs[i], "type"), "discord_voice") && !strcmp(estr(evs[i], "state"), state)) return i;
@@ -65,19 +46,10 @@ static int op4_count(int from, const char *channel) { /* op 4 records for channe
   }
   return n;
 }
-static double clock_s(void *ud) {
-  (void)ud;
-  return (double)uv_now(loop) / 1000.0;
-}
 static void on_fatal(void *ud, const char *why) {
   (void)ud;
   fatal_called++;
   snprintf(fatal_why, sizeof fatal_why, "%s", why);
-}
-static int closed_flag;
-static void closed_cb(void *ud) {
-  (void)ud;
-  closed_flag = 1;
 }
 
 static void test_voice_life(void) {
@@ -85,22 +57,11 @@ static void test_voice_life(void) {
   if (!mkdtemp(tmp)) return;
   const char *extra[] = {"--null-endpoint-first", "1", "--voice-out", tmp, "--voice-hb", "500", NULL};
   if (!dpeer_start(&P, loop, TOKEN, extra)) return;
-  char err[256], url[256];
+  char err[256];
   kmk_config cfg;
-  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
-  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  denv_config(&cfg, TOKEN);
   kmk_eventlog *log = kmk_eventlog_open(NULL, err, sizeof err);
-  kmk_eventlog_set_observer(log, observe, NULL);
-  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
-  kmk_agent_opts ao = {.loop = loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .now = clock_s,
-                       .no_watch = 1};
-  kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
-  CHECK(agent != NULL);
+  kmk_agent *agent = denv_agent(log, &cfg, err, sizeof err);
   kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
                         .persona_dir = KMK_SOURCE_DIR "/personas", .now = clock_s,
                         .on_fatal = on_fatal};
@@ -181,11 +142,7 @@ static void test_voice_life(void) {
   kmk_discord_close(d, closed_cb, NULL);
   CHECK(WAIT_UNTIL(closed_flag, 10));
   CHECK(WAIT_UNTIL(op4_count(from, "") == 1, 5));
-  kmk_agent_free(agent);
-  dpeer_stop(&P);
-  uv_run(loop, UV_RUN_DEFAULT);
-  kmk_eventlog_close(log);
-  kmk_config_free(&cfg);
+  denv_free(agent, log, &cfg);
   char rm[128];
   snprintf(rm, sizeof rm, "rm -rf %s", tmp);
   CHECK(system(rm) == 0);

@@ -24,7 +24,7 @@
 #include "kameko/discord.h"
 #include "kameko/eventlog.h"
 #include "kameko/log.h"
-#include "test_discord_peer.h"
+#include "test_discord_env.h"
 
 #define TOKEN "test.bot.TOKEN_SECRET_0123456789"
 #define ALICE "700000000000000001"
@@ -32,45 +32,8 @@
 #define CAROL "700000000000000003"
 #define VOICE_CH "900000000000000020"
 
-static uv_loop_t loop_s, *loop = &loop_s;
-static dpeer P;
-static cJSON *evs[4096];
-static int n_evs;
 static int fatal_called;
 static char fatal_why[256];
-
-#define WAIT_UNTIL(expr, secs)                                                   \
-  ({                                                                             \
-    uint64_t end_ = uv_now(loop) + (uint64_t)((secs) * 1000);                    \
-    int ok_ = 0;                                                                 \
-    while (!(ok_ = !!(expr)) && uv_now(loop) < end_) uv_run(loop, UV_RUN_ONCE); \
-    ok_;                                                                         \
-  })
-
-static void observe(void *ud, const cJSON *ev) {
-  (void)ud;
-  if (n_evs < 4096) evs[n_evs++] = cJSON_Duplicate(ev, 1);
-}
-
-static const char *estr(const cJSON *e, const char *k) {
-  const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, k);
-  return cJSON_IsString(x) ? x->valuestring : "";
-}
-
-/* first engine event at/after from with type (and key == val) */
-static int ev_find(int from, const char *type, const char *key, const char *val) {
-  for (int i = from; i < n_evs; i++) {
-    if (strcmp(estr(evs[i], "type"), type)) continue;
-    if (key && strcmp(estr(evs[i], key), val)) continue;
-    return i;
-  }
-  return -1;
-}
-
-static double clock_s(void *ud) {
-  (void)ud;
-  return (double)uv_now(loop) / 1000.0;
-}
 
 static void on_fatal(void *ud, const char *why) {
   (void)ud;
@@ -91,35 +54,18 @@ static const char *interact(const char *name, const char *user, const char *opt)
 
 static int response_for(const char *id) { return dpeer_find(&P, 0, "interaction_response", "id", id); }
 
-static int closed_flag;
-static void closed_cb(void *ud) {
-  (void)ud;
-  closed_flag = 1;
-}
-
 static void test_gateway_session(void) {
   char tmp[] = "/tmp/kmk-dgw-XXXXXX";
   if (!mkdtemp(tmp)) return;
   const char *extra[] = {"--heartbeat-ms", "400", "--voice-out", tmp, NULL};
   if (!dpeer_start(&P, loop, TOKEN, extra)) return;
-  char err[256], url[256];
+  char err[256];
   kmk_config cfg;
-  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
-  CHECK(kmk_config_set(&cfg, "DISCORD_TOKEN", TOKEN, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  denv_config(&cfg, TOKEN);
   CHECK(kmk_config_set(&cfg, "KMK_DISCORD_LEAVE_S", "1", err, sizeof err) == 0);
 
   kmk_eventlog *log = kmk_eventlog_open(NULL, err, sizeof err);
-  kmk_eventlog_set_observer(log, observe, NULL);
-  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
-  kmk_agent_opts ao = {.loop = loop, .log = log, .config = &cfg, .persona_paths = personas,
-                       .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .now = clock_s,
-                       .no_watch = 1};
-  kmk_agent *agent = kmk_agent_new(&ao, err, sizeof err);
-  CHECK(agent != NULL);
+  kmk_agent *agent = denv_agent(log, &cfg, err, sizeof err);
   if (!agent) fprintf(stderr, "agent: %s\n", err);
 
   kmk_discord_opts o = {.loop = loop, .config = &cfg, .log = log, .agent = agent,
@@ -299,11 +245,7 @@ static void test_gateway_session(void) {
 
   kmk_discord_close(d, closed_cb, NULL);
   CHECK(WAIT_UNTIL(closed_flag, 10));
-  kmk_agent_free(agent);
-  dpeer_stop(&P);
-  uv_run(loop, UV_RUN_DEFAULT);
-  kmk_eventlog_close(log);
-  kmk_config_free(&cfg);
+  denv_free(agent, log, &cfg);
   char rm[128];
   snprintf(rm, sizeof rm, "rm -rf %s", tmp);
   CHECK(system(rm) == 0);
@@ -335,13 +277,9 @@ static void test_main_job(void) {
   if (!dpeer_start(&P, loop, TOKEN, NULL)) return;
   snprintf(main_out, sizeof main_out, "/tmp/kmk-dgwmain-XXXXXX");
   CHECK(mkdtemp(main_out) != NULL);
-  char err[256], url[256];
+  char err[256];
   kmk_config cfg;
-  CHECK(kmk_config_load(&cfg, "/nonexistent/.env", 0, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v10", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_API_URL", url, err, sizeof err) == 0);
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d/?v=10&encoding=json", P.port);
-  CHECK(kmk_config_set(&cfg, "DISCORD_GATEWAY_URL", url, err, sizeof err) == 0);
+  denv_config(&cfg, NULL);
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
 
   /* no token: refused before anything starts */
