@@ -1,7 +1,8 @@
 /* test_discord_peer.h - runs tests/peers/discord/peer.js for one test process and reads its
  * records on the test's libuv loop.
  *
- * dpeer_start() spawns `node peer.js --port 0 --token T [extra]`, reads "PORT n" (blocking, once),
+ * dpeer_start() spawns `node peer.js --port 0 --token T [extra]` and reads "PORT n" (blocking, once;
+ * kmk_node_peer_spawn from tests/unit/test_net_peer.h),
  * then reads the JSON records from the peer's stdout through a uv_pipe into p->rec[]. dpeer_cmd()
  * writes one control line to the peer's stdin. dpeer_wait() runs the loop until a condition holds
  * or a deadline passes (a 20 ms repeating timer keeps UV_RUN_ONCE returning). Returns 0 from
@@ -21,6 +22,8 @@
 
 #include <cjson/cJSON.h>
 #include <uv.h>
+
+#include "test_net_peer.h"
 
 #define DPEER_MAX 8192
 
@@ -75,49 +78,13 @@ static int dpeer_start(dpeer *p, uv_loop_t *loop, const char *token, const char 
   memset(p, 0, sizeof *p);
   p->loop = loop;
   p->pid = -1;
-  char dir[1024], mods[1100], script[1100];
-  snprintf(dir, sizeof dir, "%s/tests/peers/discord", KMK_SOURCE_DIR);
-  snprintf(mods, sizeof mods, "%s/node_modules/ws", dir);
-  snprintf(script, sizeof script, "%s/peer.js", dir);
-  if (access(mods, R_OK) != 0) {
-    printf("skipped: %s missing (run tools/peers.sh)\n", mods);
-    return 0;
-  }
-  int in[2], out[2];
-  if (pipe(in) || pipe(out)) return 0;
-  pid_t pid = fork();
-  if (pid < 0) return 0;
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    close(in[1]);
-    close(out[0]);
-    const char *argv[40] = {"node", script, "--port", "0", "--token", token};
-    int n = 6;
-    for (const char *const *e = extra; e && *e && n < 38; e++) argv[n++] = *e;
-    argv[n] = NULL;
-    execvp("node", (char *const *)argv);
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  p->pid = pid;
-  p->in_fd = in[1];
-  char line[128];
-  size_t len = 0;
-  while (len + 1 < sizeof line) {
-    ssize_t r = read(out[0], line + len, 1);
-    if (r <= 0 || line[len] == '\n') break;
-    len++;
-  }
-  line[len] = 0;
-  if (sscanf(line, "PORT %d", &p->port) != 1 || p->port <= 0) {
-    printf("skipped: the discord peer did not start (node missing?)\n");
-    close(out[0]);
-    return 0;
-  }
+  const char *args[] = {"--token", token, NULL};
+  int out_fd = -1;
+  p->port = kmk_node_peer_spawn("discord", "peer.js", args, extra, "run tools/peers.sh", &p->pid,
+                                &p->in_fd, &out_fd);
+  if (!p->port) return 0;
   uv_pipe_init(loop, &p->out, 0);
-  uv_pipe_open(&p->out, out[0]);
+  uv_pipe_open(&p->out, out_fd);
   p->out.data = p;
   uv_read_start((uv_stream_t *)&p->out, dpeer_alloc, dpeer_read);
   uv_timer_init(loop, &p->tick);
