@@ -29,6 +29,7 @@
 #include "kameko/out.h"
 #include "kameko/rtp.h"
 #include "test_personas_util.h"
+#include "test_packet_file.h"
 
 #define ALICE_ID "200000000000000001"
 #define BOB_ID "200000000000000002"
@@ -231,52 +232,6 @@ static void run_for(double s) {
 /* keeps uv_run(ONCE) from blocking forever while we poll for conditions */
 static uv_timer_t g_tick;
 static void tick_cb(uv_timer_t *t) { (void)t; }
-
-/* ---- packet files: flite -> the engine's Opus encoder ------------------------------------- */
-static int write_packets(const char *path, const char *voice, const char *text) {
-  pbuf b = {0};
-  if (pbuf_say(&b, voice, text) != 0) return -1;
-  char err[256];
-  kmk_audio_out *o = kmk_audio_out_new(0, 0, err, sizeof err);
-  if (!o) return -1;
-  int rc = kmk_audio_out_push(o, b.pcm, b.n, 16000);
-  free(b.pcm);
-  if (rc == 0) rc = kmk_audio_out_finish(o);
-  FILE *f = fopen(path, "wb");
-  if (!f) rc = -1;
-  const kmk_out_frame *fr;
-  while (rc == 0 && (fr = kmk_audio_out_pop(o)) != NULL) {
-    uint8_t h[2] = {(uint8_t)(fr->len >> 8), (uint8_t)fr->len};
-    fwrite(h, 1, 2, f);
-    fwrite(fr->data, 1, (size_t)fr->len, f);
-  }
-  if (f) fclose(f);
-  kmk_audio_out_free(o);
-  return rc;
-}
-
-/* Decodes a packet file; returns the RMS of the non-silence frames, packets in *n. */
-static double packets_rms(const char *path, int *n) {
-  FILE *f = fopen(path, "rb");
-  *n = 0;
-  if (!f) return -1;
-  kmk_opus_dec *d = kmk_opus_dec_new(NULL, 0);
-  double sum = 0;
-  long count = 0;
-  uint8_t h[2], pkt[1500];
-  int16_t pcm[KMK_OPUS_DEC_MAX_SAMPLES];
-  while (fread(h, 1, 2, f) == 2) {
-    size_t l = (size_t)(h[0] << 8 | h[1]);
-    if (l > sizeof pkt || fread(pkt, 1, l, f) != l) break;
-    (*n)++;
-    int s = kmk_opus_dec_decode(d, pkt, l, pcm, KMK_OPUS_DEC_MAX_SAMPLES);
-    for (int i = 0; i < s; i++) sum += (double)pcm[i] * pcm[i];
-    if (s > 0) count += s;
-  }
-  fclose(f);
-  kmk_opus_dec_free(d);
-  return count ? sqrt(sum / count) : 0;
-}
 
 static int have_peer(void) {
   struct stat s;
