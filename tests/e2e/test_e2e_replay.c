@@ -68,9 +68,6 @@ static char tmpdir[256];
 static char alice_wav[300], bob_wav[300];
 
 static int run_replay(const char *out, int fast) {
-  kmk_config cfg;
-  char err[1024];
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
   kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
   kmk_replay_opts o = {.tracks = tracks,
@@ -78,12 +75,8 @@ static int run_replay(const char *out, int fast) {
                        .out_dir = out,
                        .fast = fast,
                        .persona_paths = personas,
-                       .n_personas = 1,
-                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
-  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
-  kmk_config_free(&cfg);
-  return rc;
+                       .n_personas = 1};
+  return replay_offline(&o);
 }
 
 static void check_conversation(const char *out, pevents *e) {

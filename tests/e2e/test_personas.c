@@ -52,18 +52,12 @@ static const char *BOLD =
 
 static void test_may_interrupt(void) {
   CHECK_EQ_INT(write_file_inplace(bold_lua, BOLD), 0);
-  kmk_config cfg;
-  char err[1024];
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
   kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
   const char *personas[] = {bold_lua};
   kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir3, .fast = 1,
                        .persona_paths = personas, .n_personas = 1,
-                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
-  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
-  CHECK_EQ_INT(rc, 0);
-  kmk_config_free(&cfg);
+};
+  CHECK_EQ_INT(replay_offline(&o), 0);
   pevents e;
   pevents_load(outdir3, &e);
   int humans = 0, started_over_human = 0, spoke_while_bob_started = 0, talking = 0, ends = 0;
@@ -96,18 +90,12 @@ static void test_may_interrupt(void) {
 static void test_three_personas_share_the_floor(void) {
   CHECK_EQ_INT(write_file_inplace(echo_lua, ECHO), 0);
   CHECK_EQ_INT(write_file_inplace(shy_lua, SHY), 0);
-  kmk_config cfg;
-  char err[1024];
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
   kmk_replay_track tracks[] = {{"alice", alice_wav, 0.0}, {"bob", bob_wav, 0.0}};
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua", echo_lua, shy_lua};
   kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir, .fast = 1,
                        .persona_paths = personas, .n_personas = 3,
-                       .scripts_dir = KMK_SOURCE_DIR "/scripts"};
-  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
-  CHECK_EQ_INT(rc, 0);
-  kmk_config_free(&cfg);
+};
+  CHECK_EQ_INT(replay_offline(&o), 0);
 
   pevents e;
   pevents_load(outdir, &e);
@@ -158,9 +146,6 @@ static void test_three_personas_share_the_floor(void) {
 }
 
 static void test_shipped_personas(void) {
-  kmk_config cfg;
-  char err[1024];
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
   kmk_replay_track tracks[] = {{"carl", carl_wav, 0.0}, {"dora", dora_wav, 0.0}};
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua",
                             KMK_SOURCE_DIR "/personas/shopkeeper.lua",
@@ -168,11 +153,8 @@ static void test_shipped_personas(void) {
   kmk_replay_chat chats[] = {{"erin", "Marta, how much is the rope?", 14.0}};
   kmk_replay_opts o = {.tracks = tracks, .n_tracks = 2, .out_dir = outdir2, .fast = 1,
                        .persona_paths = personas, .n_personas = 3,
-                       .scripts_dir = KMK_SOURCE_DIR "/scripts", .chats = chats, .n_chats = 1};
-  int rc = kmk_replay_run(&o, &cfg, err, sizeof err);
-  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
-  CHECK_EQ_INT(rc, 0);
-  kmk_config_free(&cfg);
+                       .chats = chats, .n_chats = 1};
+  CHECK_EQ_INT(replay_offline(&o), 0);
   pevents e;
   pevents_load(outdir2, &e);
   int marta_stock = 0, warden_warned = 0, warden_other = 0, kameko_transcript = 0, stale = 0,

@@ -22,6 +22,23 @@ typedef struct {
   size_t n, cap;
 } pbuf;
 
+/* Runs a replay with offline providers (default settings, no .env) and the engine's own scripts
+   when o->scripts_dir is NULL. Returns kmk_replay_run's rc; a failure is printed. */
+static inline int replay_offline(kmk_replay_opts *o) {
+  kmk_config cfg;
+  char err[1024] = "";
+  if (kmk_config_load(&cfg, NULL, 0, err, sizeof err) < 0) {
+    fprintf(stderr, "config: %s\n", err);
+    kmk_config_free(&cfg);
+    return -1;
+  }
+  if (!o->scripts_dir) o->scripts_dir = KMK_SOURCE_DIR "/scripts";
+  int rc = kmk_replay_run(o, &cfg, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "replay: %d %s\n", rc, err);
+  kmk_config_free(&cfg);
+  return rc;
+}
+
 static inline int pbuf_grow(pbuf *b, size_t n) {
   if (b->n + n <= b->cap) return 0;
   size_t cap = (b->n + n) * 2;
