@@ -319,7 +319,7 @@ static void release_hold(kmk_room *r) {
  * open for ever, and the agent waits for a speaker who is mid-utterance. Like Discord's quiet users,
  * its stream gets silence up to STALL_S behind real time, so the endpointer sees the turn end. */
 static void fill_stalled(kmk_room *r) {
-  static const int16_t zeros[1600]; /* 100 ms at 16 kHz */
+  static const int16_t zeros[KMK_ROOM_MAX_RATE / 10]; /* 100 ms at the highest rate */
   double t = now_ms(r);
   for (conn *c = r->conns; c; c = c->next) {
     if (!c->joined || !c->sp || c->audio_t0_ms == 0 || c->closing) continue;
@@ -327,9 +327,11 @@ static void fill_stalled(kmk_room *r) {
     if (behind < STALL_S) continue;
     double add = behind - STALL_S / 2;
     if (add > 1.0) add = 1.0; /* bounded work per tick; a long stall catches up over ticks */
-    for (size_t n = (size_t)(add * 16000); n > 0;) {
-      size_t k = n < 1600 ? n : 1600;
-      if (kmk_agent_speaker_pcm(c->sp, zeros, k, 16000, 1) < 0) break;
+    /* at the page's own rate: a rate change would flush the stream's resampler each time */
+    size_t chunk = (size_t)c->rate / 10;
+    for (size_t n = (size_t)(add * c->rate); n > 0;) {
+      size_t k = n < chunk ? n : chunk;
+      if (kmk_agent_speaker_pcm(c->sp, zeros, k, c->rate, 1) < 0) break;
       n -= k;
     }
     c->fill_s += add;
