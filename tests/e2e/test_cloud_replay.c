@@ -745,12 +745,6 @@ int main(void) {
     RUN(test_lang_learned);
     kmk_peer_stop();
   }
-  if (!getenv("KMK_KEEP_OUTPUT")) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-  } else {
-    printf("output kept in %s\n", tmpdir);
-  }
+  remove_output(tmpdir);
   return g_port ? check_done() : 0;
 }

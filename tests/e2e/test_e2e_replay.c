@@ -282,12 +282,6 @@ int main(void) {
   RUN(test_two_speakers_fast);
   if (!getenv("KMK_SKIP_REALTIME")) RUN(test_realtime_matches_fast);
   RUN(test_odd_inputs);
-  if (!getenv("KMK_KEEP_OUTPUT")) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-  } else {
-    printf("output kept in %s\n", tmpdir);
-  }
+  remove_output(tmpdir);
   return check_done();
 }

@@ -232,12 +232,6 @@ int main(void) {
   RUN(test_three_personas_share_the_floor);
   RUN(test_shipped_personas);
   RUN(test_may_interrupt);
-  if (!getenv("KMK_KEEP_OUTPUT")) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-  } else {
-    printf("output kept in %s\n", tmpdir);
-  }
+  remove_output(tmpdir);
   return check_done();
 }

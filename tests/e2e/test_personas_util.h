@@ -22,6 +22,17 @@ typedef struct {
   size_t n, cap;
 } pbuf;
 
+/* Removes a test's output folder, or keeps it (and says where) with KMK_KEEP_OUTPUT set. */
+static inline void remove_output(const char *dir) {
+  if (getenv("KMK_KEEP_OUTPUT")) {
+    printf("output kept in %s\n", dir);
+    return;
+  }
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* Runs a replay with offline providers (default settings, no .env) and the engine's own scripts
    when o->scripts_dir is NULL. Returns kmk_replay_run's rc; a failure is printed. */
 static inline int replay_offline(kmk_replay_opts *o) {

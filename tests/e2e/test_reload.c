@@ -169,12 +169,6 @@ int main(void) {
     return 1;
   }
   RUN(test_reload_while_running);
-  if (!getenv("KMK_KEEP_OUTPUT")) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-  } else {
-    printf("output kept in %s\n", tmpdir);
-  }
+  remove_output(tmpdir);
   return check_done();
 }
