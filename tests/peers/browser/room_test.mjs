@@ -56,6 +56,16 @@ const transcriptOf = (who) => (evs) => evs.find((e) => e.type === 'transcript' &
 const decisionFor = (who) => (evs) => evs.find((e) => e.type === 'decision' && e.trigger === 'transcript' && e.to === who);
 const domLines = (page, who) => page.$$eval(`#transcript li[data-kind="transcript"][data-speaker="${who}"] .text`,
   (els) => els.map((e) => e.textContent));
+// True once `who`'s line `text` is in the page's transcript (events reach each page on its own
+// socket: another page having it does not mean this one has rendered it yet).
+async function lineShown(page, who, text, timeoutMs = 10000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await domLines(page, who)).includes(text)) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 // Waits until the page has played `samples` more agent samples than `from`; returns the loudest
 // 100 ms RMS window seen meanwhile.
@@ -99,8 +109,8 @@ async function main() {
     L.log(`Bob said: "${bobText.text}"`);
     const bobDec = await L.waitEvents(pages.Bob, decisionFor('Bob'), "Kameko's decision on Bob's turn", TIMEOUT);
     check(!bobDec.should_speak, `Kameko stays silent for Bob's chatter (thought: "${bobDec.thought}")`);
-    check((await domLines(pages.Bob, 'Bob')).includes(bobText.text), "Bob's transcript is shown in Bob's page");
-    check((await domLines(pages.Carol, 'Bob')).includes(bobText.text), "Bob's transcript is shown in Carol's page");
+    check(await lineShown(pages.Bob, 'Bob', bobText.text), "Bob's transcript is shown in Bob's page");
+    check(await lineShown(pages.Carol, 'Bob', bobText.text), "Bob's transcript is shown in Carol's page");
     const card = await pages.Bob.$eval('#persona-kameko',
       (c) => ({ should: c.dataset.shouldSpeak, to: c.dataset.to, thought: c.querySelector('.thought span').textContent }));
     check(card.should === 'false' && card.to === 'Bob' && card.thought === bobDec.thought,
@@ -113,7 +123,7 @@ async function main() {
     L.log(`Alice said: "${aliceText.text}"`);
     check(/kameko/i.test(aliceText.text), `Alice's transcript names the persona ("${aliceText.text}")`);
     for (const who of ['Alice', 'Bob', 'Carol']) {
-      check((await domLines(pages[who], 'Alice')).includes(aliceText.text), `Alice's transcript is shown in ${who}'s page`);
+      check(await lineShown(pages[who], 'Alice', aliceText.text), `Alice's transcript is shown in ${who}'s page`);
     }
     const aliceDec = await L.waitEvents(pages.Alice, decisionFor('Alice'), "Kameko's decision on Alice's turn", TIMEOUT);
     check(aliceDec.should_speak === true, `Kameko decides to answer Alice ("${aliceDec.response}")`);
@@ -205,7 +215,7 @@ async function main() {
 
     // Carol's words are still transcribed after the interruption
     const carolText = await L.waitEvents(pages.Bob, transcriptOf('Carol'), "Carol's transcript", TIMEOUT);
-    check((await domLines(pages.Bob, 'Carol')).includes(carolText.text), `Carol's words are shown in Bob's page ("${carolText.text}")`);
+    check(await lineShown(pages.Bob, 'Carol', carolText.text), `Carol's words are shown in Bob's page ("${carolText.text}")`);
 
     // --- The cast picker and the chat box ------------------------------------------------------
     await pages.Bob.check('#cast-shopkeeper');
