@@ -224,7 +224,11 @@ async function main() {
     check(cast.personas.length === 2, `the cast changed from Bob's page (now ${cast.personas.join(', ')})`);
     const cards = await pages.Alice.$$eval('.persona-card', (cs) => cs.map((c) => c.dataset.persona));
     check(cast.personas.every((n) => cards.includes(n)), `Alice's page shows a card per persona (${cards.join(', ')})`);
-    check(await pages.Alice.isChecked('#cast-shopkeeper'), "Alice's cast picker shows the new cast");
+    // The picker follows the server's "personas" message, which is sent after the agent's "cast"
+    // event; under load it can land a moment later, so wait for it rather than read once.
+    const picked = await pages.Alice.waitForSelector('#cast-shopkeeper:checked', { timeout: 5000 })
+      .then(() => true, () => false);
+    check(picked, "Alice's cast picker shows the new cast");
     await pages.Alice.fill('#chat', 'Hello everyone, nice weather.');
     await pages.Alice.press('#chat', 'Enter');
     await pages.Bob.waitForSelector('#transcript li[data-kind="chat"][data-speaker="Alice"]', { timeout: TIMEOUT });
