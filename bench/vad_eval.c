@@ -36,6 +36,8 @@
  * Debug: VAD_EVAL_VERBOSE=1 lists every cut / late turn on stderr; VAD_EVAL_TRACE=<track id>
  * prints that track's per-frame label, decision, score, level and endpointer events.
  * Tuning: VAD_EVAL_EP=floor,ceiling,margin[,pause] (ms) replaces the "turn" row's endpointer.
+ * Diagnosis: VAD_EVAL_EDGES=1 prints, per condition, the in-turn pauses' true length, the length
+ * the endpointer sees, and the onset lag after them (ve_edges).
  */
 #include <math.h>
 #include <stdint.h>
@@ -749,6 +751,79 @@ static int ve_configs(ve_config *out) {
   return n;
 }
 
+/* VAD_EVAL_EDGES=1: where the turn-end delay comes from, per condition, for one detector.
+ * For every pause inside a turn (a labelled gap >= 100 ms) it prints the true length, the
+ * length the endpointer sees (the longest run of frames the detector calls silence, i.e. after
+ * its hangover) and the onset lag (first labelled frame after the pause -> first frame the
+ * detector calls speech). An endpointer that never cuts must wait longer than the pauses it sees,
+ * so the "seen" tail, not the true one, sets the end silence. */
+static int ve_cmpi(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void ve_pct_row(const char *what, int *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, ve_cmpi);
+  printf(" | %s %d / %d / %d / %d", what, v[(n - 1) / 2] * 10, v[(int)((n - 1) * 0.9)] * 10,
+         v[(int)((n - 1) * 0.98)] * 10, v[n - 1] * 10);
+}
+
+static void ve_edges(const ve_corpus *co, const char *vad) {
+  printf("\nedges of %s (ms, p50 / p90 / p98 / max):\n", vad);
+  for (int cnd = 0; cnd < N_COND; cnd++) {
+    int cap = 64, n = 0, *tru = malloc(cap * sizeof *tru), *seen = malloc(cap * sizeof *seen),
+        *lag = malloc(cap * sizeof *lag);
+    for (int i = 0; i < co->n; i++) {
+      const ve_track *t = &co->tracks[i];
+      if (t->cond != cnd) continue;
+      kmk_vad *v = kmk_vad_new(vad, NULL);
+      size_t nf = t->n / VE_F;
+      uint8_t *dec = malloc(nf);
+      for (size_t f = 0; f < nf; f++) {
+        kmk_vad_result vr;
+        kmk_vad_process(v, t->pcm + f * VE_F, &vr);
+        dec[f] = (uint8_t)vr.is_speech;
+      }
+      kmk_vad_free(v);
+      for (int j = 0; j < t->nturns; j++)
+        for (size_t f = t->turns[j].start, end = t->turns[j].end; f < end;) {
+          size_t g = f;
+          while (g < end && !t->lab[g]) g++;
+          if (g - f >= 10) { /* a pause [f, g): the longest silence run the detector shows around it */
+            size_t a = f, best = 0, o = g;
+            while (a > t->turns[j].start && !dec[a - 1]) a--;
+            for (size_t k = a; k < g && k < nf;) {
+              if (dec[k]) { k++; continue; }
+              size_t e = k;
+              while (e < nf && !dec[e]) e++;
+              if (e - k > best) best = e - k;
+              k = e;
+            }
+            while (o < nf && !dec[o]) o++;
+            if (n == cap) {
+              cap *= 2;
+              tru = realloc(tru, cap * sizeof *tru);
+              seen = realloc(seen, cap * sizeof *seen);
+              lag = realloc(lag, cap * sizeof *lag);
+            }
+            tru[n] = (int)(g - f);
+            seen[n] = (int)best;
+            lag[n++] = (int)(o - g);
+          }
+          f = g == f ? f + 1 : g;
+        }
+      free(dec);
+    }
+    printf("%-10s %3d pauses", COND_NAME[cnd], n);
+    if (n) {
+      ve_pct_row("true", tru, n);
+      ve_pct_row("seen", seen, n);
+      ve_pct_row("onset lag", lag, n);
+    }
+    printf("\n");
+    free(tru);
+    free(seen);
+    free(lag);
+  }
+}
+
 #ifndef VAD_EVAL_NO_MAIN
 static void ve_print(const ve_config *c, const ve_score *s) {
   printf("| %-36s | %.3f | %.3f (%s) | %4.0f ms / %4.0f ms | %4.0f ms / %4.0f ms | %4.1f%% | %6.2f us |\n",
@@ -803,6 +878,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < N_COND; k++) printf("---|");
   printf("\n");
   for (int i = 0; i < ncf; i++) ve_print_conds(&cf[i], &sc[i]);
+  if (getenv("VAD_EVAL_EDGES")) ve_edges(&co, "spectral");
   ve_corpus_free(&co);
   return 0;
 }
