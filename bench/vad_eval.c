@@ -751,6 +751,7 @@ static int ve_configs(ve_config *out) {
   return n;
 }
 
+#ifndef VAD_EVAL_NO_MAIN
 /* VAD_EVAL_EDGES=1: where the turn-end delay comes from, per condition, for one detector.
  * For every pause inside a turn (a labelled gap >= 100 ms) it prints the true length, the
  * length the endpointer sees (the longest run of frames the detector calls silence, i.e. after
@@ -824,7 +825,6 @@ static void ve_edges(const ve_corpus *co, const char *vad) {
   }
 }
 
-#ifndef VAD_EVAL_NO_MAIN
 static void ve_print(const ve_config *c, const ve_score *s) {
   printf("| %-36s | %.3f | %.3f (%s) | %4.0f ms / %4.0f ms | %4.0f ms / %4.0f ms | %4.1f%% | %6.2f us |\n",
          c->label, s->f1, s->f1_worst, COND_NAME[s->worst], s->delay_p50, s->delay_p90,

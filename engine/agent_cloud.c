@@ -107,6 +107,7 @@ int ag_start_llm(kmk_agent *a, int p, const cJSON *trigger, const kmk_brain_acti
   c->a = a;
   c->persona = p;
   c->request_id = act->llm_request_id;
+  c->early_tried = !act->llm_early_ok; /* the scripts ruled early speech out for this answer */
   c->speech_end_ns = speech_end_ns;
   c->stt_ms = stt_ms;
   c->brain_ms = brain_ms;

@@ -2,7 +2,7 @@
 -- funnel:
 --   init()                          -> persona info for C      (persona = use("persona_file"))
 --   on_event(event, request_id)     -> nil | {kind = "decision", decision = {...}}
---                                           | {kind = "llm", messages = {...}, lang, addressed}
+--                                           | {kind = "llm", messages = {...}, lang, addressed, early}
 --   on_llm(request_id, decision?, error?, fallback?) -> {kind = "decision", decision = {...}}
 --
 -- On each event: classify it; conversation entries (people talking, joins, leaves, the persona's
@@ -263,6 +263,14 @@ function Agent:remember(id, ctx)
   end
 end
 
+--- Whether C may speak this answer's first sentence while it still streams (policy.early_speech).
+--- Not while a cooldown holds back unsolicited replies and this turn did not call the persona:
+--- apply() would silence that answer after its first sentence had already been heard.
+function Agent:early_allowed(ctx)
+  if not self.persona.policy.early_speech then return false end
+  return ctx.addressed == true or kmk.cooldown_left() <= 0
+end
+
 --- Whether to ask the LLM: kmk.llm_available(), unless agent.force_llm (true/false) overrides it.
 function Agent:llm_on()
   if self.force_llm ~= nil then return self.force_llm end
@@ -306,6 +314,7 @@ function Agent:on_event(ev, request_id)
       messages = prompt.messages(self.persona, ctx.window, ctx),
       lang = ctx.lang,
       addressed = ctx.speaker,
+      early = self:early_allowed(ctx),
     }
   end
   return {kind = "decision", decision = self:rules_decision(ctx)}

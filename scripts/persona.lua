@@ -14,8 +14,10 @@
 --                   the offline decision (no LLM); see scripts/meta/kmk.lua for ctx
 --   after_llm       function(decision, ctx) -> decision   optional post-processing
 --   policy          {cooldown = seconds (0), may_interrupt = bool (false), yield = bool (false),
---                    early_speech = bool (true): with an LLM, start speaking at the answer's first
---                    sentence once it says should_speak (stopped if the final decision differs),
+--                    early_speech = bool (true, false if after_llm is set): with an LLM, start
+--                    speaking at the answer's first sentence once it says should_speak (stopped
+--                    if the final decision differs; never while a cooldown holds back an
+--                    unsolicited reply),
 --                    speculative_stt = bool (false): transcribe at a pause in a person's speech
 --                    and reuse the result if the turn ends there (cloud STT)}
 --                   cooldown: after speaking, unsolicited replies wait this long (being called by
@@ -181,7 +183,11 @@ function M.check(p)
   end
   return {
     policy = {cooldown = policy.cooldown or 0, may_interrupt = policy.may_interrupt == true,
-              yield = policy.yield == true, early_speech = policy.early_speech ~= false,
+              yield = policy.yield == true,
+              -- an after_llm hook may rewrite or silence the answer, and a sentence already
+              -- heard cannot be taken back: such personas speak early only if they say so
+              early_speech = policy.early_speech == true
+                or (policy.early_speech == nil and p.after_llm == nil),
               speculative_stt = policy.speculative_stt == true},
     moderation = mod or {},
     state = p.state,

@@ -319,6 +319,7 @@ static int take_action(kmk_brain *b, const cJSON *res, kmk_brain_action *out) {
     out->llm_messages_json = cJSON_PrintUnformatted(m);
     if (!out->llm_messages_json) return KMK_BRAIN_EDECISION;
     out->kind = KMK_ACTION_LLM;
+    out->llm_early_ok = !cJSON_IsFalse(cJSON_GetObjectItem(res, "early"));
     out->llm_request_id = b->next_id++;
     b->latest_id = out->llm_request_id;
     const cJSON *lang = cJSON_GetObjectItem(res, "lang");

@@ -100,6 +100,8 @@ typedef struct {
   kmk_decision decision;     /* KMK_ACTION_DECISION */
   char *llm_messages_json;   /* KMK_ACTION_LLM: OpenAI-style messages array; owned by the action */
   uint64_t llm_request_id;   /* KMK_ACTION_LLM */
+  int llm_early_ok;          /* KMK_ACTION_LLM: the answer's first sentence may be spoken before
+                                the final decision (0 when the scripts say early = false) */
 } kmk_brain_action;
 
 typedef struct kmk_brain kmk_brain;

@@ -11,6 +11,7 @@
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <ctype.h>
 #include <math.h>
 
 #include "kameko/agent.h"
@@ -443,19 +444,30 @@ static void test_cancel_inflight(void) {
 
 /* Early speech against a slowly streaming LLM (a second peer, 25 tokens/s): the first sentence
    of "response" is spoken while the rest streams and the rest follows in the same reply; a
-   persona whose after_llm rewrites a rude answer gets its early sentence stopped ("retracted")
-   and the rewritten reply spoken instead. Offline (flite) voices, the agent on our own loop. */
-static const char *TELLER =
-    "return {\n"
-    "  name = \"Teller\", languages = {\"en\"}, wake_words = {\"teller\"},\n"
-    "  voices = {en = {engine = \"flite\", voice = \"slt\"}},\n"
-    "  after_llm = function(d, ctx)\n"
-    "    if d.response and d.response:find(\"fool\") then\n"
-    "      d.response = \"I would rather not say.\"\n"
-    "    end\n"
-    "    return d\n"
-    "  end,\n"
-    "}\n";
+   persona whose after_llm rewrites a rude answer and that opted in (policy.early_speech = true)
+   gets its early sentence stopped ("retracted") and the rewritten reply spoken instead; the same
+   persona without the opt-in (after_llm turns early speech off by default) never voices the rude
+   sentence. Offline (flite) voices, the agent on our own loop. */
+#define TELLER_FMT                                                    \
+  "return {\n"                                                        \
+  "  name = \"%s\", languages = {\"en\"}, wake_words = {\"%s\"},\n"   \
+  "  voices = {en = {engine = \"flite\", voice = \"slt\"}},\n"        \
+  "  %s\n"                                                            \
+  "  after_llm = function(d, ctx)\n"                                  \
+  "    if d.response and d.response:find(\"fool\") then\n"            \
+  "      d.response = \"I would rather not say.\"\n"                  \
+  "    end\n"                                                         \
+  "    return d\n"                                                    \
+  "  end,\n"                                                          \
+  "}\n"
+static int write_teller(const char *path, const char *name, const char *policy) {
+  char text[2048], wake[64];
+  size_t i = 0;
+  for (; name[i] && i + 1 < sizeof wake; i++) wake[i] = (char)tolower((unsigned char)name[i]);
+  wake[i] = 0;
+  snprintf(text, sizeof text, TELLER_FMT, name, wake, policy);
+  return write_text(path, text);
+}
 #define STORY "Once upon a time there was a cat. It lived in a small house by the sea. " \
               "Every morning it watched the boats go out."
 
@@ -483,7 +495,7 @@ static void test_early_speech(void) {
   mkdir(out, 0755);
   snprintf(path, sizeof path, "%s/events.jsonl", out);
   snprintf(teller, sizeof teller, "%s/teller.lua", tmpdir);
-  CHECK_EQ_INT(write_text(teller, TELLER), 0);
+  CHECK_EQ_INT(write_teller(teller, "Teller", "policy = {early_speech = true},"), 0);
   kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
   CHECK(log != NULL);
   kmk_config cfg;
@@ -560,6 +572,43 @@ static void test_early_speech(void) {
   agent_end(a, &loop, &cfg, log);
 }
 
+/* The same rude answer to a persona whose after_llm may rewrite it and that did not opt in to
+   early speech: nothing is said before the final decision, and the rude sentence is never voiced. */
+static void test_early_speech_after_llm_off(void) {
+  char out[400], path[600], err[1024], url[200], keeper[400];
+  snprintf(out, sizeof out, "%s/early_off", tmpdir);
+  mkdir(out, 0755);
+  snprintf(path, sizeof path, "%s/events.jsonl", out);
+  snprintf(keeper, sizeof keeper, "%s/keeper.lua", tmpdir);
+  CHECK_EQ_INT(write_teller(keeper, "Keeper", ""), 0);
+  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
+  CHECK(log != NULL);
+  kmk_config cfg;
+  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
+  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  uv_loop_t loop;
+  kmk_agent *a = agent_start(&loop, log, &cfg, keeper, err, sizeof err);
+  CHECK(a != NULL);
+  if (!a) return;
+  pevents e;
+  early_run(a, &loop, log, "Keeper, what do you think of me?", out, &e);
+  int d = pfind(&e, 0, "decision", "Keeper"), st = pfind(&e, 0, "audio_out_start", "Keeper");
+  CHECK_EQ_INT(pfind(&e, 0, "early_speech", NULL), -1);
+  CHECK_EQ_INT(pfind(&e, 0, "playback_stop", NULL), -1);
+  CHECK(d >= 0 && st > d); /* the voice starts only after the final decision */
+  if (d >= 0) CHECK_STR(pstr(e.ev[d], "response"), "I would rather not say.");
+  if (st >= 0) CHECK_STR(pstr(e.ev[st], "text"), "I would rather not say.");
+  for (int i = 0; i < e.n; i++) {
+    const char *t = pstr(e.ev[i], "text");
+    CHECK(!(t && strstr(t, "fool") && pstr(e.ev[i], "type") &&
+            strncmp(pstr(e.ev[i], "type"), "audio_out", 9) == 0));
+  }
+  pevents_free(&e);
+  agent_end(a, &loop, &cfg, log);
+}
+
 /* Speculative STT (policy.speculative_stt): at a pause in bob's speech his audio so far goes to
    Groq; when the turn ends there the result is reused (transcript "speculative", stt_saved); when
    he speaks on, it is discarded and the finished turn transcribed once. Never two transcripts
@@ -582,10 +631,7 @@ static void test_speculative_stt(void) {
   mkdir(out, 0755);
   snprintf(path, sizeof path, "%s/events.jsonl", out);
   snprintf(lua, sizeof lua, "%s/teller_spec.lua", tmpdir);
-  char text[2048];
-  snprintf(text, sizeof text, "%.*s  policy = {speculative_stt = true},\n}\n",
-           (int)(strrchr(TELLER, '}') - TELLER), TELLER);
-  CHECK_EQ_INT(write_text(lua, text), 0);
+  CHECK_EQ_INT(write_teller(lua, "Teller", "policy = {speculative_stt = true, early_speech = true},"), 0);
   kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
   kmk_config cfg;
   kmk_config_load(&cfg, NULL, 0, err, sizeof err);
@@ -741,6 +787,7 @@ int main(void) {
   if (early_port) {
     g_early_port = early_port;
     RUN(test_early_speech);
+    RUN(test_early_speech_after_llm_off);
     RUN(test_speculative_stt);
     RUN(test_lang_learned);
     kmk_peer_stop();

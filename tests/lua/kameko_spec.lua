@@ -184,6 +184,20 @@ describe("kameko with the LLM failing", function()
     local r = a:on_llm(8, nil, "no JSON", false)
     expect(r.decision.should_speak).to_be(false)
   end)
+  it("rules out early speech of an unsolicited answer while cooling down", function()
+    local a = agent()
+    a.force_llm = true
+    kmk.cooldown(0)
+    local act = a:on_event({t = 1, type = "transcript", speaker = "alice", text = "nice weather today"}, 11)
+    expect(act.kind).to_be("llm")
+    expect(act.early).to_be(true)
+    kmk.cooldown(30)
+    act = a:on_event({t = 2, type = "transcript", speaker = "alice", text = "nice weather today"}, 12)
+    expect(act.early).to_be(false) -- apply() would silence it after its first sentence was heard
+    act = a:on_event({t = 3, type = "transcript", speaker = "alice", text = "kameko, how are you"}, 13)
+    expect(act.early).to_be(true) -- called by name: the cooldown does not hold the answer back
+    kmk.cooldown(0)
+  end)
   it("fills the addressed speaker into an LLM decision", function()
     local a = agent()
     a.force_llm = true

@@ -44,6 +44,17 @@ describe("persona.check", function()
       expect(type(msg)).to_be("string")
     end
   end)
+  it("speaks early by default, unless an after_llm hook may change the answer", function()
+    expect(persona.check(base()).policy.early_speech).to_be(true)
+    local p = base()
+    p.after_llm = function(d) return d end
+    expect(persona.check(p).policy.early_speech).to_be(false)
+    p.policy = {early_speech = true} -- the persona takes the risk of a retraction itself
+    expect(persona.check(p).policy.early_speech).to_be(true)
+    local q = base()
+    q.policy = {early_speech = false}
+    expect(persona.check(q).policy.early_speech).to_be(false)
+  end)
   it("refuses non-tables", function()
     local n, field, msg = persona.check(42)
     expect(n).to_be_nil()
