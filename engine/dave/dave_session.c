@@ -32,6 +32,11 @@ struct kmk_dave_session {
   /* the prepared transition */
   int transition_pending, transition_downgrade;
   uint16_t transition_id;
+  /* recovery from a group we cannot decrypt: the last executed transition, consecutive decrypt
+     failures, and whether we re-initialised and wait for the gateway to add us again */
+  int have_last_tid, reinitializing;
+  uint16_t last_tid;
+  unsigned fail_run, recoveries;
   /* media */
   int ready, passthrough;
   kmk_dave_encryptor enc;
@@ -195,9 +200,20 @@ static int install_keys(kmk_dave_session *s, uint64_t now_ms) {
   return rc;
 }
 
+/* A transition took effect: remember it (an op 31 after a decrypt-failure burst names it). */
+static void executed(kmk_dave_session *s, uint16_t tid) {
+  s->have_last_tid = 1;
+  s->last_tid = tid;
+  s->reinitializing = 0;
+  s->fail_run = 0;
+}
+
 /* A new epoch is in place: execute now (transition 0) or say we are ready. */
 static int prepare(kmk_dave_session *s, uint16_t tid, uint64_t now_ms) {
-  if (tid == 0) return install_keys(s, now_ms);
+  if (tid == 0) {
+    executed(s, 0);
+    return install_keys(s, now_ms);
+  }
   s->transition_pending = 1;
   s->transition_downgrade = 0;
   s->transition_id = tid;
@@ -221,6 +237,7 @@ int kmk_dave_session_prepare_transition(kmk_dave_session *s, uint16_t tid, int p
 int kmk_dave_session_execute_transition(kmk_dave_session *s, uint16_t tid, uint64_t now_ms) {
   if (!s->transition_pending || s->transition_id != tid) return 0;
   s->transition_pending = 0;
+  executed(s, tid);
   if (s->transition_downgrade) {
     s->passthrough = 1;
     s->ready = 0;
@@ -374,8 +391,22 @@ int kmk_dave_session_decrypt(kmk_dave_session *s, uint64_t user_id, const uint8_
     *out_len = len;
     return 0;
   }
+  if (!rc) {
+    s->fail_run = 0;
+  } else if (s->ready && !s->passthrough && !s->transition_pending && !s->reinitializing &&
+             ++s->fail_run > KMK_DAVE_FAILURE_TOLERANCE && s->have_last_tid && s->last_tid) {
+    /* our keys no longer match the call (a commit or Welcome we missed or mis-processed): tell
+       the gateway the last transition was bad and start over with a new key package. Like
+       discord.js, not after transition 0 (nothing earlier to invalidate). */
+    s->reinitializing = 1;
+    s->fail_run = 0;
+    s->recoveries++;
+    invalid(s, s->last_tid, 0);
+  }
   return rc;
 }
+
+unsigned kmk_dave_session_recoveries(const kmk_dave_session *s) { return s->recoveries; }
 
 int kmk_dave_session_ready(const kmk_dave_session *s) { return s->ready; }
 

@@ -94,8 +94,14 @@ static void dave_put(kmk_dvoice *v, dv_user *u, uint16_t seq, const uint8_t *p, 
   static uint8_t clear[KMK_RTP_MAX_PACKET]; /* loop thread only */
   if (v->dave && v->dave_version > 0 && !(n == 3 && memcmp(p, SILENCE, 3) == 0)) {
     size_t ol = 0;
+    unsigned before = kmk_dave_session_recoveries(v->dave);
     if (kmk_dave_session_decrypt(v->dave, u->id64, p, n, clear, sizeof clear, &ol, dv_ms()) < 0) {
       v->st.rx_dave_failed++;
+      if (kmk_dave_session_recoveries(v->dave) != before) {
+        KMK_WARN(TAG, "DAVE: more than %d frames in a row did not decrypt; re-initialising the "
+                 "session (op 31, new key package)", KMK_DAVE_FAILURE_TOLERANCE);
+        dv_dave_drain(v);
+      }
       return;
     }
     p = clear;

@@ -217,7 +217,11 @@ int kmk_dave_gw_commit_welcome(kmk_mls_w *w, const uint8_t *commit, size_t commi
  *                            op 23 ready out and keys switch on op 22 execute; on failure op 31
  *                            out, then reset
  *   op 21 prepare_transition(version 0) -> passthrough after execute
+ *   more than KMK_DAVE_FAILURE_TOLERANCE consecutive frames that do not decrypt, while keyed and
+ *   no transition is pending -> op 31 naming the last executed transition (if not 0), then reset;
+ *   no second one until a transition executes again (the gateway re-adds us)
  */
+#define KMK_DAVE_FAILURE_TOLERANCE 36 /* frames; as discord.js: a few slip past every join */
 #define KMK_DAVE_MAX_USERS 64
 #define KMK_DAVE_OUTBOX 16
 
@@ -249,6 +253,8 @@ int kmk_dave_session_decrypt(kmk_dave_session *s, uint64_t user_id, const uint8_
                              size_t len, uint8_t *out, size_t cap, size_t *out_len,
                              uint64_t now_ms);
 int kmk_dave_session_ready(const kmk_dave_session *s);       /* media keys installed */
+/* How many times a decrypt-failure burst made the session re-initialise (op 31 + op 26 queued). */
+unsigned kmk_dave_session_recoveries(const kmk_dave_session *s);
 const kmk_mls_group *kmk_dave_session_group(const kmk_dave_session *s); /* NULL before joining */
 int kmk_dave_session_privacy_code(const kmk_dave_session *s, char out[31]);
 

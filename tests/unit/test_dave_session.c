@@ -1,7 +1,8 @@
 /* test_dave_session.c - three DAVE sessions driven by a simulated voice gateway written here:
  * external sender, key packages, proposals, commit + Welcome, transitions (ready / execute),
- * media between all members, a removal committed by another member, an invalid commit (op 31
- * and a fresh key package), and the downgrade to passthrough. */
+ * media between all members, a removal committed by another member, a burst of frames that do
+ * not decrypt (tolerated, then op 31 and a fresh key package), an invalid commit (op 31 and a
+ * fresh key package), and the downgrade to passthrough. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -175,6 +176,33 @@ static void test_session_lifecycle(void) {
   CHECK(kmk_dave_session_privacy_code(s[1], c1) == 0 && kmk_dave_session_privacy_code(s[2], c2) == 0);
   CHECK(strcmp(c1, c2) == 0);
   CHECK(media_ok(s[1], 1, s[2]) && media_ok(s[2], 2, s[1]));
+
+  /* frames from 2 that stop decrypting (keys out of step): a burst up to the tolerance is
+     absorbed, a good frame restarts the count, one more than the tolerance in a row makes 1
+     invalidate transition 6 (op 31) and start over (op 26), once */
+  uint8_t junk[40], dout[64];
+  size_t dn;
+  memset(junk, 0x5a, sizeof junk);
+  junk[sizeof junk - 2] = junk[sizeof junk - 1] = 0xFA; /* marked as a DAVE frame */
+  for (int i = 0; i < KMK_DAVE_FAILURE_TOLERANCE; i++)
+    CHECK(kmk_dave_session_decrypt(s[1], 2, junk, sizeof junk, dout, sizeof dout, &dn, 3100) < 0);
+  CHECK(media_ok(s[2], 2, s[1]));
+  for (int i = 0; i < KMK_DAVE_FAILURE_TOLERANCE; i++)
+    CHECK(kmk_dave_session_decrypt(s[1], 2, junk, sizeof junk, dout, sizeof dout, &dn, 3200) < 0);
+  CHECK_EQ_INT((int)kmk_dave_session_recoveries(s[1]), 0);
+  CHECK(!pop_op(s[1], KMK_DAVE_OP_INVALID_COMMIT_WELCOME, &tmp));
+  CHECK(kmk_dave_session_decrypt(s[1], 2, junk, sizeof junk, dout, sizeof dout, &dn, 3300) < 0);
+  CHECK_EQ_INT((int)kmk_dave_session_recoveries(s[1]), 1);
+  kmk_dave_out_frame of;
+  CHECK(kmk_dave_session_pop(s[1], &of) == 1 && of.op == KMK_DAVE_OP_INVALID_COMMIT_WELCOME && of.json);
+  CHECK(strstr((const char *)of.data.data, "\"transition_id\":6") != NULL);
+  kmk_mls_bytes_free(&of.data);
+  CHECK(kmk_dave_session_pop(s[1], &of) == 1 && of.op == KMK_DAVE_OP_KEY_PACKAGE);
+  kmk_mls_bytes_free(&of.data);
+  for (int i = 0; i < 3 * KMK_DAVE_FAILURE_TOLERANCE; i++) /* re-initialising: no second op 31 */
+    CHECK(kmk_dave_session_decrypt(s[1], 2, junk, sizeof junk, dout, sizeof dout, &dn, 3400) < 0);
+  CHECK_EQ_INT((int)kmk_dave_session_recoveries(s[1]), 1);
+  CHECK(kmk_dave_session_pop(s[1], &of) == 0);
 
   /* an announced commit that does not verify: op 31 and a new key package */
   split28(&cw1, &commit, &welcome); /* 1's losing commit, now for a past epoch */
