@@ -28,6 +28,7 @@
  * Thread: loop thread only (lws callbacks, the pacer and the observer all run there).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,7 @@ struct kmk_room {
   struct lws_vhost *vh;
   int port;
   char bind[128], url[200], token[256];
+  int tls; /* https/wss (KMK_ROOM_TLS_CERT + KMK_ROOM_TLS_KEY) */
   char web_dir[1024], persona_dir[1024];
   kmk_agent *agent;
   uint64_t t0_ns;
@@ -616,7 +618,7 @@ static int confirm_upgrade(kmk_room *r, struct lws *wsi) {
   }
   lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
   lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST);
-  if (!kmk_room_origin_ok(origin, r->bind, r->port, host)) {
+  if (!kmk_room_origin_ok(origin, r->tls, r->bind, r->port, host)) {
     KMK_INFO(TAG, "refused a WebSocket from origin '%.100s'", origin[0] ? origin : "(none)");
     lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, NULL);
     return 1;
@@ -844,6 +846,24 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
     snprintf(err, errlen, "KMK_ROOM_BIND or KMK_ROOM_TOKEN too long");
     return NULL;
   }
+  const char *cert = cfg->room_tls_cert ? cfg->room_tls_cert : "";
+  const char *key = cfg->room_tls_key ? cfg->room_tls_key : "";
+  if (!*cert != !*key) {
+    snprintf(err, errlen, "set both KMK_ROOM_TLS_CERT and KMK_ROOM_TLS_KEY (PEM files) for https");
+    return NULL;
+  }
+  const char *const files[2][2] = {{"KMK_ROOM_TLS_CERT", cert}, {"KMK_ROOM_TLS_KEY", key}};
+  for (int i = 0; *cert && i < 2; i++) {
+    FILE *fp = fopen(files[i][1], "r");
+    if (!fp) {
+      snprintf(err, errlen, "%s: cannot read %s: %s", files[i][0], files[i][1], strerror(errno));
+      return NULL;
+    }
+    fclose(fp);
+  }
+  if (!*cert && !kmk_room_bind_is_loopback(bind))
+    KMK_WARN(TAG, "KMK_ROOM_BIND=%s over plain http: browsers on other devices will not give the "
+             "page a microphone; set KMK_ROOM_TLS_CERT and KMK_ROOM_TLS_KEY (see the README)", bind);
   kmk_room *r = calloc(1, sizeof *r);
   if (!r) {
     snprintf(err, errlen, "out of memory");
@@ -851,6 +871,7 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
   }
   r->o = *o;
   r->loop = o->loop;
+  r->tls = *cert != 0;
   snprintf(r->bind, sizeof r->bind, "%s", bind);
   snprintf(r->token, sizeof r->token, "%s", token);
   snprintf(r->web_dir, sizeof r->web_dir, "%s", o->web_dir ? o->web_dir : KMK_SOURCE_DIR "/web");
@@ -899,6 +920,14 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
   info.timeout_secs = 20;
   info.user = r; /* lws_vhost_user() of our vhost */
   info.vhost_name = "kameko-room";
+  if (r->tls) { /* lws loads and checks both files when the vhost is created */
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.ssl_cert_filepath = cert;
+    info.ssl_private_key_filepath = key;
+    /* HTTP/1.1 only: our file serving and the WebSocket upgrade are written for it (with h2 a
+       browser or curl would negotiate HTTP/2 and get an empty reply) */
+    info.alpn = "http/1.1";
+  }
   info.server_string = "kameko";
   /* the context first, then the listening vhost: a busy port then leaves a healthy context that
      closes the normal way (kmk_room_free) instead of lws's half-destroyed one */
@@ -913,13 +942,14 @@ kmk_room *kmk_room_new(const kmk_room_opts *o, char *err, size_t errlen) {
   r->vh = lws_create_vhost(r->ctx, &info);
   if (r->vh) r->port = lws_get_vhost_listen_port(r->vh);
   if (!r->vh || r->port <= 0) {
-    snprintf(err, errlen, "cannot listen on %s:%d (port in use, or a bad KMK_ROOM_BIND?)", bind,
-             cfg->room_port);
+    snprintf(err, errlen, "cannot listen on %s:%d (port in use, a bad KMK_ROOM_BIND%s?)", bind,
+             cfg->room_port, r->tls ? ", or a certificate and key that do not load or match" : "");
     kmk_room_free(r);
     return NULL;
   }
-  if (strchr(bind, ':')) snprintf(r->url, sizeof r->url, "http://[%s]:%d/", bind, r->port);
-  else snprintf(r->url, sizeof r->url, "http://%s:%d/", bind, r->port);
+  const char *scheme = r->tls ? "https" : "http";
+  if (strchr(bind, ':')) snprintf(r->url, sizeof r->url, "%s://[%s]:%d/", scheme, bind, r->port);
+  else snprintf(r->url, sizeof r->url, "%s://%s:%d/", scheme, bind, r->port);
   r->pacer = calloc(1, sizeof *r->pacer);
   if (!r->pacer || kmk_pacer_uv_start(r->loop, r->pacer, on_pacer, r) != 0) {
     free(r->pacer);

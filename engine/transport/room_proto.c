@@ -187,23 +187,25 @@ int kmk_room_bind_is_loopback(const char *bind) {
          strcmp(bind, "localhost") == 0;
 }
 
-static int origin_is(const char *origin, const char *host, int port) {
+static int origin_is(const char *origin, const char *scheme, const char *host, int port) {
   char want[300];
-  if (strchr(host, ':')) snprintf(want, sizeof want, "http://[%s]:%d", host, port);
-  else snprintf(want, sizeof want, "http://%s:%d", host, port);
+  if (strchr(host, ':')) snprintf(want, sizeof want, "%s://[%s]:%d", scheme, host, port);
+  else snprintf(want, sizeof want, "%s://%s:%d", scheme, host, port);
   return strcasecmp(origin, want) == 0;
 }
 
-int kmk_room_origin_ok(const char *origin, const char *bind, int port, const char *host_hdr) {
+int kmk_room_origin_ok(const char *origin, int tls, const char *bind, int port,
+                       const char *host_hdr) {
   if (!origin || !*origin || !bind) return 0;
-  if (origin_is(origin, bind, port)) return 1;
+  const char *scheme = tls ? "https" : "http";
+  if (origin_is(origin, scheme, bind, port)) return 1;
   if (kmk_room_bind_is_loopback(bind))
-    return origin_is(origin, "127.0.0.1", port) || origin_is(origin, "localhost", port) ||
-           origin_is(origin, "::1", port);
+    return origin_is(origin, scheme, "127.0.0.1", port) ||
+           origin_is(origin, scheme, "localhost", port) || origin_is(origin, scheme, "::1", port);
   /* a wildcard bind: the page's own address, whatever the LAN calls us (a token is required) */
   if ((strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "::") == 0) && host_hdr && *host_hdr) {
     char want[300];
-    snprintf(want, sizeof want, "http://%s", host_hdr);
+    snprintf(want, sizeof want, "%s://%s", scheme, host_hdr);
     return strcasecmp(origin, want) == 0;
   }
   return 0;

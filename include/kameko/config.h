@@ -28,6 +28,7 @@ typedef struct kmk_config {
   char *room_bind;
   int room_port;
   char *room_token; /* secret; required when room_bind is not loopback */
+  char *room_tls_cert, *room_tls_key; /* PEM paths; both set = https/wss */
   /* engine */
   char *log_level;
   char *persona_dir;

@@ -83,9 +83,11 @@ int kmk_room_parse(const void *data, size_t len, int binary, int rate, kmk_room_
                    size_t errlen);
 /* 1 when s (len bytes) is valid UTF-8 (no overlongs, no surrogates). */
 int kmk_room_utf8_valid(const char *s, size_t len);
-/* 1 when an Origin header value is acceptable for a room bound at bind:port; host_hdr is the
- * request's Host (used only for a wildcard bind, where a token is required anyway). */
-int kmk_room_origin_ok(const char *origin, const char *bind, int port, const char *host_hdr);
+/* 1 when an Origin header value is acceptable for a room bound at bind:port, served over https
+ * when tls (then only https:// origins); host_hdr is the request's Host (used only for a wildcard
+ * bind, where a token is required anyway). */
+int kmk_room_origin_ok(const char *origin, int tls, const char *bind, int port,
+                       const char *host_hdr);
 /* 1 for 127.0.0.0/8, ::1 and "localhost". */
 int kmk_room_bind_is_loopback(const char *bind);
 /* The MIME type for a file name, or NULL for a type we do not serve. */

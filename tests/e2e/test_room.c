@@ -15,6 +15,9 @@
  *   token: with KMK_ROOM_TOKEN a missing or wrong token is refused; a non-loopback bind without a
  *     token refuses to start.
  *   http: static files with their MIME types; traversal, hidden files and unknown types get 404.
+ *   tls: with KMK_ROOM_TLS_CERT/KEY (a throw-away self-signed certificate made here) the room
+ *     serves https and wss (the page loads and a page joins, trusting that certificate), refuses
+ *     an http:// Origin and plain http; half a configuration or an unreadable file does not start.
  * Every test ends with uv_loop_close() == 0: every handle closed.
  */
 #include <math.h>
@@ -23,6 +26,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include "kameko/log.h"
@@ -132,11 +138,15 @@ static void on_close(void *ud, kmk_ws_conn *c, int err, int status, const char *
   snprintf(k->reason, sizeof k->reason, "%s", reason);
 }
 
+static const char *tls_cert, *tls_key; /* for the next setup(): serve https/wss */
+
 static void connect_to(client *k, const char *origin, const char *path) {
   char url[200], oh[200];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%d%s", kmk_room_port(room), path ? path : "/ws");
+  snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", tls_cert ? "wss" : "ws", kmk_room_port(room),
+           path ? path : "/ws");
   if (origin && strcmp(origin, "self") == 0)
-    snprintf(oh, sizeof oh, "Origin: http://127.0.0.1:%d", kmk_room_port(room));
+    snprintf(oh, sizeof oh, "Origin: %s://127.0.0.1:%d", tls_cert ? "https" : "http",
+             kmk_room_port(room));
   else
     snprintf(oh, sizeof oh, "Origin: %s", origin ? origin : "");
   const char *hdrs[] = {oh, NULL};
@@ -263,6 +273,10 @@ static int setup(const char *token, const char *web_dir) {
   kmk_config_load(&cfg, NULL, 0, err, sizeof err);
   CHECK_EQ_INT(kmk_config_set(&cfg, "KMK_ROOM_PORT", "0", err, sizeof err), 0);
   if (token) CHECK_EQ_INT(kmk_config_set(&cfg, "KMK_ROOM_TOKEN", token, err, sizeof err), 0);
+  if (tls_cert) {
+    CHECK_EQ_INT(kmk_config_set(&cfg, "KMK_ROOM_TLS_CERT", tls_cert, err, sizeof err), 0);
+    CHECK_EQ_INT(kmk_config_set(&cfg, "KMK_ROOM_TLS_KEY", tls_key, err, sizeof err), 0);
+  }
   uv_loop_init(&loop);
   const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
   kmk_room_opts o = {.loop = &loop,
@@ -278,7 +292,7 @@ static int setup(const char *token, const char *web_dir) {
   if (!room) fprintf(stderr, "room: %s\n", err);
   CHECK(room != NULL);
   CHECK(kmk_room_port(room) > 0);
-  ws = kmk_ws_new(&loop);
+  ws = tls_cert ? kmk_ws_new_ca(&loop, tls_cert) : kmk_ws_new(&loop);
   CHECK(ws != NULL);
   uv_timer_init(&loop, &pump);
   uv_timer_init(&loop, &check);
@@ -858,10 +872,144 @@ static void test_http(void) {
   CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* ---------------------------------------------------------------- https / wss */
+
+/* A self-signed P-256 certificate for 127.0.0.1 (CN and subjectAltName), valid for an hour. */
+static int make_cert(const char *cert_path, const char *key_path) {
+  EVP_PKEY *pk = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  int ok = pk && x;
+  if (ok) {
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_set_version(x, 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, pk);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0);
+    X509_set_issuer_name(x, n);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    const struct {
+      int nid;
+      const char *value;
+    } exts[] = {{NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost"},
+                {NID_basic_constraints, "critical,CA:TRUE"}};
+    for (size_t i = 0; ok && i < sizeof exts / sizeof exts[0]; i++) {
+      X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, exts[i].nid, exts[i].value);
+      ok = e && X509_add_ext(x, e, -1);
+      X509_EXTENSION_free(e);
+    }
+    ok = ok && X509_sign(x, pk, EVP_sha256()) > 0;
+  }
+  FILE *fc = ok ? fopen(cert_path, "w") : NULL, *fk = ok ? fopen(key_path, "w") : NULL;
+  ok = ok && fc && fk && PEM_write_X509(fc, x) && PEM_write_PrivateKey(fk, pk, NULL, NULL, 0, NULL, NULL);
+  if (fc) fclose(fc);
+  if (fk) fclose(fk);
+  X509_free(x);
+  EVP_PKEY_free(pk);
+  return ok ? 0 : -1;
+}
+
+typedef struct {
+  int done, err;
+  long status;
+  char body[256];
+} https_res;
+static https_res g_https;
+static void https_done(void *ud, kmk_http_req *r, int err, const kmk_http_resp *resp) {
+  https_res *x = ud;
+  x->done = 1;
+  x->err = err;
+  x->status = resp ? resp->status : 0;
+  if (resp && resp->body) snprintf(x->body, sizeof x->body, "%.*s", (int)resp->body_len, resp->body);
+}
+static int p_https_done(void) { return g_https.done; }
+static int p_tls_joined(void) { return (cl[0].welcomed || cl[0].closed) && cl[1].closed; }
+static int g_http_closed;
+static void http_closed(void *ud) { *(int *)ud = 1; }
+static int p_http_closed(void) { return g_http_closed; }
+
+/* kmk_room_new with these settings must refuse, naming `want` in its error. */
+static void tls_refused(const char *cert, const char *key, const char *want) {
+  kmk_config c;
+  char err[512] = "";
+  kmk_config_load(&c, NULL, 0, err, sizeof err);
+  if (cert) CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_TLS_CERT", cert, err, sizeof err), 0);
+  if (key) CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_TLS_KEY", key, err, sizeof err), 0);
+  CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_PORT", "0", err, sizeof err), 0);
+  uv_loop_t l;
+  uv_loop_init(&l);
+  kmk_eventlog *lg = kmk_eventlog_open(NULL, err, sizeof err);
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+  kmk_room_opts o = {.loop = &l, .config = &c, .log = lg, .persona_paths = personas,
+                     .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .no_watch = 1};
+  kmk_room *r = kmk_room_new(&o, err, sizeof err);
+  CHECK(r == NULL);
+  CHECK(strstr(err, want) != NULL);
+  if (!strstr(err, want)) fprintf(stderr, "tls error: %s\n", err);
+  kmk_room_free(r);
+  uv_run(&l, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&l), 0);
+  kmk_eventlog_close(lg);
+  kmk_config_free(&c);
+}
+
+static void test_tls(void) {
+  char dir[] = "/tmp/kmk_room_tls_XXXXXX", cert[200], key[200], missing[200];
+  CHECK(mkdtemp(dir) != NULL);
+  snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+  snprintf(key, sizeof key, "%s/key.pem", dir);
+  snprintf(missing, sizeof missing, "%s/none.pem", dir);
+  CHECK_EQ_INT(make_cert(cert, key), 0);
+  tls_refused(cert, NULL, "KMK_ROOM_TLS_KEY");
+  tls_refused(missing, key, "cannot read");
+  tls_refused(cert, cert, "cannot listen"); /* a certificate is no private key */
+  tls_cert = cert;
+  tls_key = key;
+  if (setup(NULL, NULL) == 0) {
+    CHECK(strncmp(kmk_room_url(room), "https://127.0.0.1:", 18) == 0);
+    /* the page over https, trusting only our certificate */
+    kmk_http *h = kmk_http_new(&loop);
+    char url[200];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/", kmk_room_port(room));
+    memset(&g_https, 0, sizeof g_https);
+    kmk_http_opts ho = {.url = url, .ca_file = cert, .on_done = https_done, .ud = &g_https};
+    CHECK_EQ_INT(kmk_http_request(h, &ho, NULL), 0);
+    CHECK(run_until(p_https_done, 10000));
+    CHECK_EQ_INT((int)g_https.status, 200);
+    if (g_https.status != 200) fprintf(stderr, "https: err %d status %ld\n", g_https.err, g_https.status);
+    CHECK(strstr(g_https.body, "<!doctype html>") != NULL || strstr(g_https.body, "<!DOCTYPE html>") != NULL);
+    g_http_closed = 0;
+    kmk_http_close(h, http_closed, &g_http_closed);
+    CHECK(run_until(p_http_closed, 5000));
+    /* a page joins over wss; a page claiming an http:// origin is refused */
+    connect_to(&cl[0], "self", NULL);
+    char plain[100];
+    snprintf(plain, sizeof plain, "http://127.0.0.1:%d", kmk_room_port(room));
+    connect_to(&cl[1], plain, NULL);
+    run_for(300);
+    if (cl[0].open) hello(&cl[0], "Tess");
+    CHECK(run_until(p_tls_joined, 10000));
+    CHECK(cl[0].welcomed);
+    CHECK(!cl[1].open && cl[1].status == 403);
+    /* plain http on the https port gets no page */
+    char ct[200], body[4096];
+    CHECK(get("/", ct, sizeof ct, body, sizeof body) != 200);
+    teardown();
+  }
+  tls_cert = tls_key = NULL;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void) {
   kmk_log_set_level(getenv("ROOM_TEST_DEBUG") ? KMK_LOG_DEBUG : KMK_LOG_WARN);
   const char *only = getenv("ROOM_TEST");
   if (!only || strstr(only, "http")) RUN(test_http);
+  if (!only || strstr(only, "tls")) RUN(test_tls);
   if (!only || strstr(only, "token")) RUN(test_token);
   if (!only || strstr(only, "limits")) RUN(test_limits);
   if (!only || strstr(only, "slow")) RUN(test_slow_page);

@@ -60,8 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t n = size - 1 < sizeof s - 1 ? size - 1 : sizeof s - 1;
   memcpy(s, data + 1, n);
   s[n] = '\0';
-  (void)kmk_room_origin_ok(s, "127.0.0.1", 8765, s);
-  (void)kmk_room_origin_ok(s, "0.0.0.0", 8765, s);
+  (void)kmk_room_origin_ok(s, 0, "127.0.0.1", 8765, s);
+  (void)kmk_room_origin_ok(s, 1, "0.0.0.0", 8765, s);
   if (kmk_room_path_ok(s) && (strstr(s, "..") || strstr(s, "//") || strchr(s, '\\'))) abort();
   (void)kmk_room_mime(s);
   return 0;

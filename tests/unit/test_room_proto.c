@@ -100,20 +100,26 @@ static void test_utf8(void) {
 }
 
 static void test_origin(void) {
-  CHECK(kmk_room_origin_ok("http://127.0.0.1:8765", "127.0.0.1", 8765, "127.0.0.1:8765"));
-  CHECK(kmk_room_origin_ok("http://localhost:8765", "127.0.0.1", 8765, NULL));
-  CHECK(!kmk_room_origin_ok("http://localhost:8766", "127.0.0.1", 8765, NULL));
-  CHECK(!kmk_room_origin_ok("https://127.0.0.1:8765", "127.0.0.1", 8765, NULL));
-  CHECK(!kmk_room_origin_ok("http://evil.example", "127.0.0.1", 8765, "evil.example"));
+  CHECK(kmk_room_origin_ok("http://127.0.0.1:8765", 0, "127.0.0.1", 8765, "127.0.0.1:8765"));
+  CHECK(kmk_room_origin_ok("http://localhost:8765", 0, "127.0.0.1", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("http://localhost:8766", 0, "127.0.0.1", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("https://127.0.0.1:8765", 0, "127.0.0.1", 8765, NULL));
+  /* served over TLS: the page's origin is https://, and plain http:// ones are refused */
+  CHECK(kmk_room_origin_ok("https://127.0.0.1:8765", 1, "127.0.0.1", 8765, NULL));
+  CHECK(kmk_room_origin_ok("https://localhost:8765", 1, "127.0.0.1", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("http://127.0.0.1:8765", 1, "127.0.0.1", 8765, NULL));
+  CHECK(kmk_room_origin_ok("https://10.0.0.7:8765", 1, "0.0.0.0", 8765, "10.0.0.7:8765"));
+  CHECK(!kmk_room_origin_ok("http://10.0.0.7:8765", 1, "0.0.0.0", 8765, "10.0.0.7:8765"));
+  CHECK(!kmk_room_origin_ok("http://evil.example", 0, "127.0.0.1", 8765, "evil.example"));
   /* DNS rebinding: Host and Origin agree on a foreign name; loopback never trusts Host */
-  CHECK(!kmk_room_origin_ok("http://evil.example:8765", "127.0.0.1", 8765, "evil.example:8765"));
-  CHECK(!kmk_room_origin_ok("", "127.0.0.1", 8765, NULL));
-  CHECK(!kmk_room_origin_ok("null", "127.0.0.1", 8765, NULL));
-  CHECK(kmk_room_origin_ok("http://192.168.1.5:8765", "192.168.1.5", 8765, NULL));
-  CHECK(!kmk_room_origin_ok("http://localhost:8765", "192.168.1.5", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("http://evil.example:8765", 0, "127.0.0.1", 8765, "evil.example:8765"));
+  CHECK(!kmk_room_origin_ok("", 0, "127.0.0.1", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("null", 0, "127.0.0.1", 8765, NULL));
+  CHECK(kmk_room_origin_ok("http://192.168.1.5:8765", 0, "192.168.1.5", 8765, NULL));
+  CHECK(!kmk_room_origin_ok("http://localhost:8765", 0, "192.168.1.5", 8765, NULL));
   /* a wildcard bind: the page's own address (the token guards it) */
-  CHECK(kmk_room_origin_ok("http://10.0.0.7:8765", "0.0.0.0", 8765, "10.0.0.7:8765"));
-  CHECK(!kmk_room_origin_ok("http://10.0.0.8:8765", "0.0.0.0", 8765, "10.0.0.7:8765"));
+  CHECK(kmk_room_origin_ok("http://10.0.0.7:8765", 0, "0.0.0.0", 8765, "10.0.0.7:8765"));
+  CHECK(!kmk_room_origin_ok("http://10.0.0.8:8765", 0, "0.0.0.0", 8765, "10.0.0.7:8765"));
   CHECK(kmk_room_bind_is_loopback("127.0.0.1"));
   CHECK(kmk_room_bind_is_loopback("::1"));
   CHECK(!kmk_room_bind_is_loopback("0.0.0.0"));
