@@ -24,6 +24,8 @@
  * The agent is split over engine/agent*.c (file map in agent_priv.h): this file keeps the
  * personas, the arbiter, the speakers, the frame pull, ticks, reload and the lifecycle.
  */
+#include <ctype.h>
+
 #include "agent_priv.h"
 
 void ag_emit(kmk_agent *a, cJSON *ev) {
@@ -425,7 +427,10 @@ void ag_on_persona_changed(void *ud) {
   }
   cJSON_AddNumberToObject(ev, "ms", round(ms * 100) / 100);
   ag_emit(a, ev);
-  if (rc == 0) ag_update_on_tick(a);
+  if (rc == 0) {
+    ag_update_on_tick(a);
+    ag_teach_names(a); /* new wake words are heard from the next utterance on */
+  }
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -444,16 +449,44 @@ int kmk_agent_busy(const kmk_agent *a) {
 
 static void free_handle(uv_handle_t *h) { free(h); }
 
-/* The recognizer learns every persona's name and wake words (only while no utterance is being
-   transcribed: the recognizer is not shared between threads; otherwise after the last one). */
+/* The recognizer learns every persona's name and wake words: at start, on a cast change and on a
+   reload that changed them. Teaching takes ~0.5 s (pocketsphinx rebuilds its search), so it runs
+   as a job on the STT worker, in order between utterances (the recognizer is only ever used on
+   that thread); only at start, before the worker exists, is it done in place. Each teaching adds
+   dictionary entries for good, so an unchanged set is not taught again. */
+typedef struct {
+  kmk_job base;
+  kmk_agent *a;
+  size_t n;
+  char words[32][72];
+  int rc;
+} teach_job;
+
+static void teach_run(kmk_job *job) {
+  teach_job *t = (teach_job *)job;
+  const char *w[32];
+  for (size_t i = 0; i < t->n; i++) w[i] = t->words[i];
+  t->rc = kmk_stt_sphinx_set_keywords(t->a->stt, w, t->n);
+}
+
+static void teach_done(kmk_job *job, int cancelled) {
+  teach_job *t = (teach_job *)job;
+  if (!cancelled && t->rc < 0)
+    KMK_WARN("agent", "some persona names could not be taught to the recognizer");
+  else if (!cancelled)
+    KMK_DEBUG("agent", "the recognizer knows %zu names and wake words", t->n);
+  free(t);
+}
+
 void ag_teach_names(kmk_agent *a) {
-  if (a->stt_inflight > 0) {
-    a->keywords_dirty = 1;
+  a->keywords_dirty = 0;
+  teach_job *t = calloc(1, sizeof *t);
+  if (!t) {
+    a->keywords_dirty = 1; /* tried again after the next transcript */
     return;
   }
-  a->keywords_dirty = 0;
-  const char *words[32];
-  size_t nw = 0;
+  t->a = a;
+  uint64_t h = 1469598103934665603ull; /* FNV-1a over the list */
   for (size_t p = 0; p < a->n_personas; p++) {
     const kmk_persona_info *info = a->personas[p].info;
     for (int k = 0; k <= info->n_wake_words; k++) {
@@ -461,14 +494,35 @@ void ag_teach_names(kmk_agent *a) {
       /* Phrases are left out (their words are listed on their own), and so are non-Latin
          spellings: the English recognizer would write "камеко" into an English transcript, while
          the Latin spelling already catches the same sound. */
-      int dup = strchr(w, ' ') != NULL;
+      int dup = strchr(w, ' ') != NULL || strlen(w) >= sizeof t->words[0];
       for (const char *c = w; *c && !dup; c++) dup = (unsigned char)*c >= 0x80;
-      for (size_t i = 0; i < nw && !dup; i++) dup = strcasecmp(words[i], w) == 0;
-      if (!dup && nw < 32) words[nw++] = w;
+      for (size_t i = 0; i < t->n && !dup; i++) dup = strcasecmp(t->words[i], w) == 0;
+      if (dup || t->n == 32) continue;
+      snprintf(t->words[t->n++], sizeof t->words[0], "%s", w);
+      for (const char *c = w;; c++) {
+        h = (h ^ (unsigned char)tolower((unsigned char)*c)) * 1099511628211ull;
+        if (!*c) break;
+      }
     }
   }
-  if (kmk_stt_sphinx_set_keywords(a->stt, words, nw) < 0)
-    KMK_WARN("agent", "some persona names could not be taught to the recognizer");
+  if (h == a->keywords_hash) {
+    free(t);
+    return;
+  }
+  if (!a->stt_worker) { /* at start */
+    teach_run(&t->base);
+    a->keywords_hash = t->rc < 0 ? 0 : h;
+    teach_done(&t->base, 0);
+    return;
+  }
+  t->base.run = teach_run;
+  t->base.done = teach_done;
+  if (kmk_worker_submit(a->stt_worker, &t->base) < 0) {
+    free(t);
+    a->keywords_dirty = 1;
+    return;
+  }
+  a->keywords_hash = h;
 }
 
 kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {

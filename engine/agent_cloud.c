@@ -207,7 +207,7 @@ static void stt_done(kmk_job *job, int cancelled) {
   stt_job *j = (stt_job *)job;
   kmk_agent *a = j->a;
   a->stt_inflight--;
-  if (a->keywords_dirty && a->stt_inflight == 0) ag_teach_names(a);
+  if (a->keywords_dirty) ag_teach_names(a); /* the worker's queue was full */
   if (!cancelled) {
     double stt_ms = ms_since(j->submit_ns);
     if (j->rc < 0) {

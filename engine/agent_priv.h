@@ -128,7 +128,8 @@ struct kmk_agent {
   double next_tick_t;             /* timeline second of the next "tick" */
   int any_on_tick;
   int muted;                      /* kmk_agent_set_muted: decisions logged, nothing voiced */
-  int keywords_dirty;             /* the cast changed while the recognizer was busy */
+  int keywords_dirty;             /* names to teach could not be queued: try again later */
+  uint64_t keywords_hash;         /* of the names last taught (0 = none yet): re-teach on change only */
 
   /* cloud providers (NULL when no key / setting turns them on: the offline path as before) */
   kmk_http *http;

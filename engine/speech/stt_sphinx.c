@@ -71,7 +71,6 @@ typedef struct {
 struct kmk_stt_sphinx {
   ps_decoder_t *lm, *kws;
   char hmm[512], dict[512], lmpath[512];
-  char lm_search[24]; /* name of the active LM search ("_default" until keywords are set) */
   double kws_threshold, kw_lm_weight;
   keyword kw[MAX_KW];
   size_t nkw;
@@ -167,8 +166,7 @@ kmk_stt_sphinx *kmk_stt_sphinx_new(const kmk_stt_sphinx_opts *opts, char *err, s
   s->kws_threshold = opts && opts->kws_threshold > 0 ? opts->kws_threshold : DEFAULT_KWS_THRESHOLD;
   s->kw_lm_weight = opts && opts->kw_lm_weight > 0 ? opts->kw_lm_weight : DEFAULT_KW_LM_WEIGHT;
   s->lm = make_decoder(s, lm, NULL);
-  /* ps_get_search() leaks an iterator in this pocketsphinx; the -lm search is "_default". */
-  snprintf(s->lm_search, sizeof s->lm_search, "_default");
+  /* the -lm search is "_default" (ps_get_search() leaks an iterator in this pocketsphinx) */
   if (!s->lm) {
     set_err(err, errlen, "pocketsphinx failed to load the model from %s", hmm);
     free(s);
@@ -248,10 +246,10 @@ static int pronounce(kmk_stt_sphinx *s, const char *w, variants *v) {
 /* Adds a keyword variant to the LM decoder: first to the language model as a unigram with weight
  * kw_lm_weight (ps_add_word alone adds it with weight 1, which the LM then almost never picks),
  * then to its dictionary. */
-static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron) {
-  ngram_model_t *lm = ps_get_lm(s->lm, s->lm_search);
+static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron, int last) {
+  ngram_model_t *lm = ps_get_lm(s->lm, "_default") /* the -lm search */;
   if (lm) ngram_model_add_word(lm, name, (float32)s->kw_lm_weight);
-  return ps_add_word(s->lm, name, pron, 1);
+  return ps_add_word(s->lm, name, pron, last);
 }
 
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n) {
@@ -270,6 +268,43 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
     free(pron);
     return rc;
   }
+  unsigned gen = ++s->kw_generation;
+  /* Unigrams cannot be removed from a language model: every set after the first starts from fresh
+   * decoders (and front end), so the names of earlier sets do not keep competing. ~0.5 s: callers
+   * run it on their STT thread, between utterances.
+   * Known library bug (Debian's sphinxbase/pocketsphinx 5prealpha): adding unigrams to the trie
+   * LM at run time can make lm_trie_score read freed memory. Seen under valgrind:
+   *  - the earlier way of re-teaching (a second LM search loaded into the same decoder with
+   *    ps_set_lm_file): reads of the word map ps_add_word had freed; the third set crashed;
+   *  - with fresh decoders, one set - {"kameko", "tanuki"} in that order, on "Tanuki, what is
+   *    your name?" - still shows invalid reads in lm_trie_score; {"tanuki", "kameko"},
+   *    {"kameko", "marta"}, {"kameko", "warden"}, {"kameko", "sakura", "marta"} and single names
+   *    are clean.
+   * It depends on the word ids, not on how many sets came before. The real fix is a language model
+   * built with the names in it instead of words added at run time (see the closing notes). */
+  if (gen > 1) {
+    ps_decoder_t *lm = make_decoder(s, s->lmpath, NULL);
+    if (!lm) {
+      free(pron);
+      KMK_ERR(TAG, "cannot reload the language model %s", s->lmpath);
+      return KMK_SPEECH_EENGINE;
+    }
+    fe_t *fe = fe_init_auto_r(ps_get_config(lm));
+    if (!fe) {
+      ps_free(lm);
+      free(pron);
+      KMK_ERR(TAG, "pocketsphinx front end failed to restart");
+      return KMK_SPEECH_EENGINE;
+    }
+    fe_free(s->fe);
+    s->fe = fe;
+    ps_free(s->lm);
+    s->lm = lm;
+    for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
+    s->nkw = 0; /* the old names are gone with the old decoders */
+    if (s->kws) ps_free(s->kws);
+    s->kws = NULL;
+  }
   if (n && !s->kws) {
     s->kws = make_decoder(s, NULL, "go");
     if (!s->kws) {
@@ -277,20 +312,6 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
       KMK_ERR(TAG, "cannot start the keyword-spotting decoder");
       return KMK_SPEECH_EENGINE;
     }
-  }
-  unsigned gen = ++s->kw_generation;
-  /* Unigrams cannot be removed from a language model: start from a freshly loaded one, so the
-   * names of earlier sets do not keep competing in the LM search. */
-  if (s->nkw || strcmp(s->lm_search, "_default")) {
-    char name[24];
-    snprintf(name, sizeof name, "lm%u", gen);
-    if (ps_set_lm_file(s->lm, name, s->lmpath) < 0 || ps_set_search(s->lm, name) < 0) {
-      free(pron);
-      KMK_ERR(TAG, "cannot reload the language model %s", s->lmpath);
-      return KMK_SPEECH_EENGINE;
-    }
-    ps_unset_search(s->lm, s->lm_search);
-    snprintf(s->lm_search, sizeof s->lm_search, "%s", name);
   }
   keyword kw[MAX_KW];
   memset(kw, 0, sizeof kw);
@@ -311,7 +332,7 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
       char name[32];
       snprintf(name, sizeof name, "%sv%d", kw[i].dictname, j);
       if (ps_add_word(s->kws, name, pron[i].p[j], 1) < 0 ||
-          lm_add(s, name, pron[i].p[j]) < 0) {
+          lm_add(s, name, pron[i].p[j], i + 1 == n && j + 1 == pron[i].n) < 0) {
         rc = KMK_SPEECH_EENGINE;
         break;
       }

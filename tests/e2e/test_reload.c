@@ -2,7 +2,9 @@
  * the conversation runs the persona file is rewritten three times - a syntax error, a runtime
  * error in the rules (caught by the dry run on the current window), then a valid version with a
  * different reply saved by rename. Asserts: the first answer is the old behaviour, the second the
- * new; two persona_reload errors naming file:line and one ok; the reloads did not disturb the
+ * new; the new version's extra wake word ("Tanuki", which the second question uses) reaches the
+ * offline recognizer (without it the question is not heard as addressed and gets no answer);
+ * two persona_reload errors naming file:line and one ok; the reloads did not disturb the
  * tick pacing: no tick more than 10 ms late within 100 ms of any reload, no skipped frame, each
  * reload < 10 ms on the loop. (Late ticks elsewhere - a loaded shared machine, TTS threads
  * competing for the CPU - are printed, not failed.) Real time only (~16 s);
@@ -24,7 +26,7 @@ static char tmpdir[256], persona[300], track[300], outdir[300];
   "return {\n"                                                                              \
   "  name = \"Kameko\",\n"                                                                  \
   "  languages = {\"en\"},\n"                                                               \
-  "  wake_words = {\"kameko\"},\n"                                                          \
+  "  wake_words = {%s},\n"                                                                   \
   "  voices = {en = {engine = \"flite\", voice = \"slt\"}},\n"                              \
   "  rules = function(ctx)\n"                                                               \
   "    %s\n"                                                                                \
@@ -33,7 +35,9 @@ static char tmpdir[256], persona[300], track[300], outdir[300];
   "}\n"
 
 static void persona_text(char *out, size_t cap, const char *version, const char *extra) {
-  snprintf(out, cap, PERSONA_FMT, version, extra, version);
+  /* (this order: the other one hits a pocketsphinx bug, see stt_sphinx.c's set_keywords) */
+  const char *wake = strcmp(version, "two") == 0 ? "\"tanuki\", \"kameko\"" : "\"kameko\"";
+  snprintf(out, cap, PERSONA_FMT, version, wake, extra, version);
 }
 
 static double t_start;
@@ -155,12 +159,12 @@ int main(void) {
   snprintf(persona, sizeof persona, "%s/kameko_test.lua", tmpdir);
   snprintf(track, sizeof track, "%s/bob.wav", tmpdir);
   snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
-  /* bob asks at 1 s and again at 10 s (after the edits at 6, 7 and 8 s) */
+  /* bob asks at 1 s and again at 10 s (after the edits at 6, 7 and 8 s), by the new wake word */
   pbuf b = {0};
   pbuf_silence(&b, 1.0);
   int rc = pbuf_say(&b, "kal16", "Kameko, what is your name?");
   pbuf_silence(&b, 10.0 - (double)b.n / 16000);
-  if (rc == 0) rc = pbuf_say(&b, "kal16", "Kameko, what is your name?");
+  if (rc == 0) rc = pbuf_say(&b, "kal16", "Tanuki, what is your name?");
   pbuf_silence(&b, 1.0);
   if (rc == 0) rc = kmk_wav_write_s16(track, b.pcm, b.n, 16000, 1);
   free(b.pcm);
