@@ -12,7 +12,7 @@ PKGS=(
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   libespeak-ng-dev espeak-ng-data flite1-dev
   clang libclang-rt-14-dev
-  flite chromium
+  flite chromium valgrind openssl
 )
 # Extra packages for CI-only jobs (sanitizer runtime for clang builds).
 if [ "${KMK_DEPS_EXTRA:-}" != "" ]; then

@@ -2,8 +2,9 @@
  *
  * Owns: per instance, two pocketsphinx decoders, a sphinxbase front end and the keyword table.
  *   lm  - the language-model decoder (Debian's en-us model + en-us.lm.bin + cmudict).
- *   kws - created by the first kmk_stt_sphinx_set_keywords: same acoustic model and dictionary, a
- *         keyword-spotting search over the persona names.
+ *   kws - keyword-spotting search over the persona names (same acoustic model and dictionary).
+ *         Every kmk_stt_sphinx_set_keywords builds both decoders afresh with the names in place
+ *         (lm_decoder: nothing is ever added to a live search).
  *   fe  - computes each utterance's cepstral mean (see utterance_cmn).
  *
  * Names and wake words ("Kameko", "Камеко") are not English words; the plain en-US LM hears
@@ -12,7 +13,8 @@
  *      kmk_g2p reading (K AA M EH K OW) and two English letter-to-sound readings (flite cmulex
  *      K AE M EY K OW, espeak-ng en-us K AE M IY K OW). Each variant is a dictionary word
  *      "k<gen>w<i>v<j>" in both decoders.
- *   2. The LM decoder gets the variants as unigrams with weight kw_lm_weight, so the name competes
+ *   2. The LM decoder gets the variants through an interpolated names LM (share kw_lm_weight /
+ *      English vocabulary, see lm_decoder), so the name competes
  *      with every English word sequence, in context: "Kameko what time is it" beats "can nato what
  *      time is it", while "I can make coffee" stays English.
  *   3. The keyword spotter runs on the same audio at the same time (kws_threshold) and acts as an
@@ -60,8 +62,12 @@
 #define MAX_KW 32
 #define MIN_SAMPLES 1600 /* 100 ms */
 #define MAX_VARIANTS 4
-#define DEFAULT_KWS_THRESHOLD 1e-30 /* measured window on the test sets: ~1e-40 .. 1e-20 */
-#define DEFAULT_KW_LM_WEIGHT 1000.0  /* measured window: ~100 .. 10000 */
+/* Measured on test_stt_keywords with the interpolated names LM (see lm_decoder): share
+ * 1000/vocab and threshold 1e-30 gave 3 false alarms in 112; share 100/vocab with 1e-25 or 1e-30,
+ * and 10/vocab, still 1 ("I can make coffee" in espeak klatt); 100/vocab with 1e-20: 0/112 at
+ * 23/32 hits (flite 8/8 and 8/8, espeak klatt 7/8). */
+#define DEFAULT_KWS_THRESHOLD 1e-20
+#define DEFAULT_KW_LM_WEIGHT 100.0 /* the names' share of the LM = this / English vocabulary */
 
 typedef struct {
   char *spelling; /* as the caller gave it */
@@ -243,13 +249,114 @@ static int pronounce(kmk_stt_sphinx *s, const char *w, variants *v) {
   return v->n ? 0 : KMK_SPEECH_EINVAL;
 }
 
-/* Adds a keyword variant to the LM decoder: first to the language model as a unigram with weight
- * kw_lm_weight (ps_add_word alone adds it with weight 1, which the LM then almost never picks),
- * then to its dictionary. */
-static int lm_add(kmk_stt_sphinx *s, const char *name, const char *pron, int last) {
-  ngram_model_t *lm = ps_get_lm(s->lm, "_default") /* the -lm search */;
-  if (lm) ngram_model_add_word(lm, name, (float32)s->kw_lm_weight);
-  return ps_add_word(s->lm, name, pron, last);
+/* The dictionary name of keyword i's variant j in set `gen`. */
+static void variant_name(char *out, size_t cap, unsigned gen, size_t i, int j) {
+  snprintf(out, cap, "k%uw%zuv%d", gen % 100000u, i, j);
+}
+
+/* A unigram language model (ARPA, written to a temporary file and read back) of the variants,
+ * equally likely. NULL on failure. */
+static ngram_model_t *names_lm(ps_decoder_t *ps, unsigned gen, const variants *pron, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += (size_t)pron[i].n;
+  char path[] = "/tmp/kmk-names-XXXXXX";
+  int fd = mkstemp(path);
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  double lp = log10(1.0 / (double)total);
+  fprintf(f, "\\data\\\nngram 1=%zu\n\n\\1-grams:\n-99.0000 <s> 0.0000\n%.4f </s> 0.0000\n", total + 2, lp);
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < pron[i].n; j++) {
+      char name[32];
+      variant_name(name, sizeof name, gen, i, j);
+      fprintf(f, "%.4f %s 0.0000\n", lp, name);
+    }
+  fprintf(f, "\n\\end\\\n");
+  ngram_model_t *lm = fclose(f) == 0 ? ngram_model_read(ps_get_config(ps), path, NGRAM_ARPA,
+                                                         ps_get_logmath(ps))
+                                     : NULL;
+  unlink(path);
+  return lm;
+}
+
+/* A fresh LM decoder that knows the names. The variants go into its dictionary while it has no
+ * search yet; its language model is the English one interpolated with names_lm, so a name gets
+ * about the probability kw_lm_weight / (English vocabulary) - enough to compete in context - and
+ * English words keep theirs (scaled by 1 - that share). Adding the names to the English model
+ * itself (ngram_model_add_word / ps_add_word on a live search, as this file first did) makes
+ * Debian's sphinxbase 5prealpha read out of bounds: its trie LM looks up n-grams by word id and
+ * the new ids lie beyond the vocabulary it was built for (valgrind: invalid reads in
+ * lm_trie_score on most utterances; the third re-teaching crashed). Here no model ever sees an
+ * id it was not built with: the set maps each word to each model's own ids. */
+static ps_decoder_t *lm_decoder(kmk_stt_sphinx *s, unsigned gen, const variants *pron, size_t n) {
+  if (!n) return make_decoder(s, s->lmpath, NULL);
+  cmd_ln_t *cfg = cmd_ln_init(NULL, ps_args(), TRUE, "-hmm", s->hmm, "-dict", s->dict, NULL);
+  if (!cfg) return NULL;
+  ps_decoder_t *ps = ps_init(cfg);
+  cmd_ln_free_r(cfg); /* ps_init retained it */
+  if (!ps) return NULL;
+  int ok = 1;
+  for (size_t i = 0; ok && i < n; i++)
+    for (int j = 0; ok && j < pron[i].n; j++) {
+      char name[32];
+      variant_name(name, sizeof name, gen, i, j);
+      ok = ps_add_word(ps, name, pron[i].p[j], 0) >= 0;
+    }
+  ngram_model_t *en = ok ? ngram_model_read(ps_get_config(ps), s->lmpath, NGRAM_AUTO, ps_get_logmath(ps)) : NULL;
+  ngram_model_t *names = en ? names_lm(ps, gen, pron, n) : NULL, *set = NULL;
+  if (names) {
+    uint32 vocab = ngram_model_get_counts(en)[0];
+    float32 share = (float32)(s->kw_lm_weight / (double)(vocab > 0 ? vocab : 1));
+    if (share > 0.5f) share = 0.5f;
+    ngram_model_t *models[2] = {en, names};
+    char *mnames[2] = {"en", "names"};
+    float32 weights[2] = {1.0f - share, share};
+    set = ngram_model_set_init(ps_get_config(ps), models, mnames, weights, 2);
+  }
+  if (set) { /* the set owns both models now */
+    ok = ps_set_lm(ps, "_default", set) >= 0 && ps_set_search(ps, "_default") >= 0;
+    ngram_model_free(set); /* the search holds its own reference */
+  } else {
+    if (names) ngram_model_free(names);
+    if (en) ngram_model_free(en);
+    ok = 0;
+  }
+  if (!ok) {
+    ps_free(ps);
+    return NULL;
+  }
+  return ps;
+}
+
+/* A fresh keyword spotter for the names (NULL when there are none or on failure). */
+static ps_decoder_t *kws_decoder(kmk_stt_sphinx *s, unsigned gen, const variants *pron, size_t n) {
+  if (!n) return NULL;
+  ps_decoder_t *ps = make_decoder(s, NULL, "go");
+  char path[] = "/tmp/kmk-kws-XXXXXX";
+  int fd = ps ? mkstemp(path) : -1;
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  int ok = f != NULL;
+  if (!f && fd >= 0) close(fd);
+  for (size_t i = 0; ok && i < n; i++)
+    for (int j = 0; ok && j < pron[i].n; j++) {
+      char name[32];
+      variant_name(name, sizeof name, gen, i, j);
+      ok = ps_add_word(ps, name, pron[i].p[j], 1) >= 0;
+      if (ok) fprintf(f, "%s /%g/\n", name, s->kws_threshold);
+    }
+  if (f) {
+    ok = fclose(f) == 0 && ok;
+    ok = ok && ps_set_kws(ps, "names", path) >= 0 && ps_set_search(ps, "names") >= 0;
+    unlink(path);
+  }
+  if (!ok && ps) {
+    ps_free(ps);
+    ps = NULL;
+  }
+  return ps;
 }
 
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n) {
@@ -268,95 +375,35 @@ int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, siz
     free(pron);
     return rc;
   }
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < pron[i].n; j++) KMK_DEBUG(TAG, "keyword \"%s\" variant %d = %s", words[i], j, pron[i].p[j]);
+  /* Unigrams cannot be removed from a language model: each set gets fresh decoders (~0.5 s;
+     callers run this on their STT thread, between utterances), and keeps the old ones on failure. */
   unsigned gen = ++s->kw_generation;
-  /* Unigrams cannot be removed from a language model: every set after the first starts from fresh
-   * decoders (and front end), so the names of earlier sets do not keep competing. ~0.5 s: callers
-   * run it on their STT thread, between utterances.
-   * Known library bug (Debian's sphinxbase/pocketsphinx 5prealpha): adding unigrams to the trie
-   * LM at run time can make lm_trie_score read freed memory. Seen under valgrind:
-   *  - the earlier way of re-teaching (a second LM search loaded into the same decoder with
-   *    ps_set_lm_file): reads of the word map ps_add_word had freed; the third set crashed;
-   *  - with fresh decoders, one set - {"kameko", "tanuki"} in that order, on "Tanuki, what is
-   *    your name?" - still shows invalid reads in lm_trie_score; {"tanuki", "kameko"},
-   *    {"kameko", "marta"}, {"kameko", "warden"}, {"kameko", "sakura", "marta"} and single names
-   *    are clean.
-   * It depends on the word ids, not on how many sets came before. The real fix is a language model
-   * built with the names in it instead of words added at run time (see the closing notes). */
-  if (gen > 1) {
-    ps_decoder_t *lm = make_decoder(s, s->lmpath, NULL);
-    if (!lm) {
-      free(pron);
-      KMK_ERR(TAG, "cannot reload the language model %s", s->lmpath);
-      return KMK_SPEECH_EENGINE;
-    }
-    fe_t *fe = fe_init_auto_r(ps_get_config(lm));
-    if (!fe) {
-      ps_free(lm);
-      free(pron);
-      KMK_ERR(TAG, "pocketsphinx front end failed to restart");
-      return KMK_SPEECH_EENGINE;
-    }
-    fe_free(s->fe);
-    s->fe = fe;
-    ps_free(s->lm);
-    s->lm = lm;
-    for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
-    s->nkw = 0; /* the old names are gone with the old decoders */
-    if (s->kws) ps_free(s->kws);
-    s->kws = NULL;
-  }
-  if (n && !s->kws) {
-    s->kws = make_decoder(s, NULL, "go");
-    if (!s->kws) {
-      free(pron);
-      KMK_ERR(TAG, "cannot start the keyword-spotting decoder");
-      return KMK_SPEECH_EENGINE;
-    }
-  }
   keyword kw[MAX_KW];
   memset(kw, 0, sizeof kw);
-  char path[] = "/tmp/kmk-kws-XXXXXX";
-  FILE *f = NULL;
-  if (n) {
-    int fd = mkstemp(path);
-    f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-      if (fd >= 0) close(fd);
-      free(pron);
-      return KMK_SPEECH_EENGINE;
-    }
-  }
-  for (size_t i = 0; i < n && !rc; i++) {
+  ps_decoder_t *lm = lm_decoder(s, gen, pron, n), *kws = kws_decoder(s, gen, pron, n);
+  fe_t *fe = lm ? fe_init_auto_r(ps_get_config(lm)) : NULL;
+  for (size_t i = 0; i < n; i++) {
     snprintf(kw[i].dictname, sizeof kw[i].dictname, "k%uw%zu", gen % 100000u, i);
-    for (int j = 0; j < pron[i].n && !rc; j++) {
-      char name[32];
-      snprintf(name, sizeof name, "%sv%d", kw[i].dictname, j);
-      if (ps_add_word(s->kws, name, pron[i].p[j], 1) < 0 ||
-          lm_add(s, name, pron[i].p[j], i + 1 == n && j + 1 == pron[i].n) < 0) {
-        rc = KMK_SPEECH_EENGINE;
-        break;
-      }
-      KMK_DEBUG(TAG, "keyword \"%s\" variant %d = %s", words[i], j, pron[i].p[j]);
-      fprintf(f, "%s /%g/\n", name, s->kws_threshold);
-    }
     kw[i].spelling = strdup(words[i]);
     if (!kw[i].spelling) rc = KMK_SPEECH_ENOMEM;
   }
-  if (f) {
-    fclose(f);
-    if (!rc && (ps_set_kws(s->kws, "names", path) < 0 || ps_set_search(s->kws, "names") < 0))
-      rc = KMK_SPEECH_EENGINE;
-    unlink(path);
-  }
   free(pron);
-  if (rc) {
-    /* The LM may already hold part of the new set and no longer the old one: clear the set. */
+  if (!lm || !fe || (n && !kws) || rc) {
+    if (lm) ps_free(lm);
+    if (kws) ps_free(kws);
+    if (fe) fe_free(fe);
     for (size_t i = 0; i < n; i++) free(kw[i].spelling);
-    for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
-    s->nkw = 0;
-    KMK_ERR(TAG, "setting keywords failed (%d): keyword set cleared", rc);
-    return rc;
+    KMK_ERR(TAG, "setting keywords failed: the previous set stays");
+    return rc ? rc : KMK_SPEECH_EENGINE;
   }
+  ps_free(s->lm);
+  s->lm = lm;
+  if (s->kws) ps_free(s->kws);
+  s->kws = kws;
+  fe_free(s->fe);
+  s->fe = fe;
   for (size_t i = 0; i < s->nkw; i++) free(s->kw[i].spelling);
   memcpy(s->kw, kw, sizeof kw);
   s->nkw = n;

@@ -51,8 +51,8 @@ typedef struct {
   const char *hmm_dir;  /* acoustic model; NULL = /usr/share/pocketsphinx/model/en-us/en-us */
   const char *dict;     /* NULL = /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict */
   const char *lm;       /* NULL = /usr/share/pocketsphinx/model/en-us/en-us.lm.bin */
-  double kws_threshold; /* keyword-spotter threshold (0 = 1e-30, the middle of the measured window) */
-  double kw_lm_weight;  /* unigram weight of keywords in the LM (0 = 1000, measured window) */
+  double kws_threshold; /* keyword-spotter threshold (0 = 1e-20, measured: see stt_sphinx.c) */
+  double kw_lm_weight;  /* names' LM share = this / English vocabulary (0 = 100, measured) */
 } kmk_stt_sphinx_opts;
 
 /* opts may be NULL (all defaults). Returns NULL and fills err when a model file is missing or the
@@ -74,9 +74,9 @@ int kmk_stt_sphinx_transcribe(kmk_stt_sphinx *s, const int16_t *pcm16k, size_t n
  * unigram and is also spotted by a keyword search run on the same audio; a name appears in the
  * transcript, spelled as given here, only when both agree (see stt_sphinx.c). Returns 0 or a
  * negative error: KMK_SPEECH_EINVAL (a word with spaces, digits or punctuation, nothing
- * pronounceable, n > 32) changes nothing; an engine failure clears the set. Strings are copied. Each call adds dictionary
- * entries that are never removed (a few bytes per variant): call it on persona changes, not per
- * utterance. */
+ * pronounceable, n > 32) or an engine failure changes nothing. Strings are copied. Each call
+ * builds fresh decoders (~0.5 s): call it on persona changes, not per utterance, on the thread
+ * that transcribes (not the loop). */
 int kmk_stt_sphinx_set_keywords(kmk_stt_sphinx *s, const char *const *words, size_t n);
 
 /* ---- grapheme-to-phoneme -------------------------------------------------------------------- */

@@ -35,8 +35,7 @@ static char tmpdir[256], persona[300], track[300], outdir[300];
   "}\n"
 
 static void persona_text(char *out, size_t cap, const char *version, const char *extra) {
-  /* (this order: the other one hits a pocketsphinx bug, see stt_sphinx.c's set_keywords) */
-  const char *wake = strcmp(version, "two") == 0 ? "\"tanuki\", \"kameko\"" : "\"kameko\"";
+  const char *wake = strcmp(version, "two") == 0 ? "\"kameko\", \"tanuki\"" : "\"kameko\"";
   snprintf(out, cap, PERSONA_FMT, version, wake, extra, version);
 }
 
