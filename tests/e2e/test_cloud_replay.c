@@ -488,24 +488,40 @@ static int early_run(kmk_agent *a, uv_loop_t *loop, kmk_eventlog *log, const cha
 }
 
 static int g_early_port;
-static void test_early_speech(void) {
-  int port = g_early_port;
-  char out[400], path[600], err[1024], url[200], teller[400];
-  snprintf(out, sizeof out, "%s/early", tmpdir);
+
+/* An agent with one Teller-like persona (name, policy line) against the slow LLM peer (and Groq
+   there too when groq): output in tmpdir/sub (out), its log and config for agent_end. */
+static kmk_agent *slow_llm_agent(const char *sub, const char *name, const char *policy, int groq,
+                                 uv_loop_t *loop, kmk_eventlog **log, kmk_config *cfg, char *out,
+                                 size_t outlen) {
+  char path[600], err[1024], url[200], lua[400];
+  snprintf(out, outlen, "%s/%s", tmpdir, sub);
   mkdir(out, 0755);
   snprintf(path, sizeof path, "%s/events.jsonl", out);
-  snprintf(teller, sizeof teller, "%s/teller.lua", tmpdir);
-  CHECK_EQ_INT(write_teller(teller, "Teller", "policy = {early_speech = true},"), 0);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
-  CHECK(log != NULL);
-  kmk_config cfg;
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
-  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", port);
-  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
-  uv_loop_t loop;
-  kmk_agent *a = agent_start(&loop, log, &cfg, teller, err, sizeof err);
+  snprintf(lua, sizeof lua, "%s/%s.lua", tmpdir, sub);
+  CHECK_EQ_INT(write_teller(lua, name, policy), 0);
+  *log = kmk_eventlog_open(path, err, sizeof err);
+  CHECK(*log != NULL);
+  kmk_config_load(cfg, NULL, 0, err, sizeof err);
+  kmk_config_set(cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
+  CHECK_EQ_INT(kmk_config_set(cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  if (groq) {
+    kmk_config_set(cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
+    kmk_config_set(cfg, "GROQ_BASE_URL", url, err, sizeof err);
+  }
+  kmk_agent *a = agent_start(loop, *log, cfg, lua, err, sizeof err);
   CHECK(a != NULL);
+  return a;
+}
+
+static void test_early_speech(void) {
+  char out[400];
+  uv_loop_t loop;
+  kmk_eventlog *log;
+  kmk_config cfg;
+  kmk_agent *a = slow_llm_agent("early", "Teller", "policy = {early_speech = true},", 0, &loop,
+                                &log, &cfg, out, sizeof out);
   if (!a) return;
   pevents e;
   early_run(a, &loop, log, "Teller, tell me a story.", out, &e);
@@ -575,22 +591,11 @@ static void test_early_speech(void) {
 /* The same rude answer to a persona whose after_llm may rewrite it and that did not opt in to
    early speech: nothing is said before the final decision, and the rude sentence is never voiced. */
 static void test_early_speech_after_llm_off(void) {
-  char out[400], path[600], err[1024], url[200], keeper[400];
-  snprintf(out, sizeof out, "%s/early_off", tmpdir);
-  mkdir(out, 0755);
-  snprintf(path, sizeof path, "%s/events.jsonl", out);
-  snprintf(keeper, sizeof keeper, "%s/keeper.lua", tmpdir);
-  CHECK_EQ_INT(write_teller(keeper, "Keeper", ""), 0);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
-  CHECK(log != NULL);
-  kmk_config cfg;
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
-  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
-  CHECK_EQ_INT(kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  char out[400];
   uv_loop_t loop;
-  kmk_agent *a = agent_start(&loop, log, &cfg, keeper, err, sizeof err);
-  CHECK(a != NULL);
+  kmk_eventlog *log;
+  kmk_config cfg;
+  kmk_agent *a = slow_llm_agent("early_off", "Keeper", "", 0, &loop, &log, &cfg, out, sizeof out);
   if (!a) return;
   pevents e;
   early_run(a, &loop, log, "Keeper, what do you think of me?", out, &e);
@@ -626,23 +631,12 @@ static void push_audio(kmk_agent *a, kmk_speaker *sp, uv_loop_t *loop, const pbu
 }
 
 static void test_speculative_stt(void) {
-  char out[400], path[600], err[1024], url[200], lua[400];
-  snprintf(out, sizeof out, "%s/spec", tmpdir);
-  mkdir(out, 0755);
-  snprintf(path, sizeof path, "%s/events.jsonl", out);
-  snprintf(lua, sizeof lua, "%s/teller_spec.lua", tmpdir);
-  CHECK_EQ_INT(write_teller(lua, "Teller", "policy = {speculative_stt = true, early_speech = true},"), 0);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
-  kmk_config cfg;
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
-  kmk_config_set(&cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
-  kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
-  kmk_config_set(&cfg, "LLM_BASE_URL", url, err, sizeof err);
-  kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
+  char out[400];
   uv_loop_t loop;
-  kmk_agent *a = agent_start(&loop, log, &cfg, lua, err, sizeof err);
-  CHECK(a != NULL);
+  kmk_eventlog *log;
+  kmk_config cfg;
+  kmk_agent *a = slow_llm_agent("spec", "Teller", "policy = {speculative_stt = true, early_speech = true},",
+                                1, &loop, &log, &cfg, out, sizeof out);
   if (!a) return;
   kmk_agent_set_muted(a, 1); /* only the transcripts matter here */
   kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);

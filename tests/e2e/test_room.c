@@ -586,6 +586,31 @@ static int p_token(void) {
   return (cl[0].closed || cl[0].open) && (cl[1].closed || cl[1].open) && (cl[2].welcomed || cl[2].closed);
 }
 
+/* kmk_room_new with these settings (KEY, value pairs, NULL-terminated) must refuse, naming
+   `want` in its error, and leave nothing on its loop. */
+static void room_refused(const char *const *settings, const char *want) {
+  kmk_config c;
+  char err[512] = "";
+  kmk_config_load(&c, NULL, 0, err, sizeof err);
+  for (const char *const *kv = settings; kv[0]; kv += 2)
+    CHECK_EQ_INT(kmk_config_set(&c, kv[0], kv[1], err, sizeof err), 0);
+  uv_loop_t l;
+  uv_loop_init(&l);
+  kmk_eventlog *lg = kmk_eventlog_open(NULL, err, sizeof err);
+  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
+  kmk_room_opts o = {.loop = &l, .config = &c, .log = lg, .persona_paths = personas,
+                     .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .no_watch = 1};
+  kmk_room *r = kmk_room_new(&o, err, sizeof err);
+  CHECK(r == NULL);
+  CHECK(strstr(err, want) != NULL);
+  if (!strstr(err, want)) fprintf(stderr, "refused for another reason: %s\n", err);
+  kmk_room_free(r);
+  uv_run(&l, UV_RUN_DEFAULT);
+  CHECK_EQ_INT(uv_loop_close(&l), 0);
+  kmk_eventlog_close(lg);
+  kmk_config_free(&c);
+}
+
 static void test_token(void) {
   if (setup("s3cret-room-token", NULL) < 0) return;
   connect_to(&cl[0], "self", NULL);
@@ -623,23 +648,8 @@ static void test_token(void) {
   teardown();
 
   /* a LAN bind without a token does not start */
-  kmk_config c2;
-  char err[512] = "";
-  kmk_config_load(&c2, NULL, 0, err, sizeof err);
-  CHECK_EQ_INT(kmk_config_set(&c2, "KMK_ROOM_BIND", "0.0.0.0", err, sizeof err), 0);
-  uv_loop_t l2;
-  uv_loop_init(&l2);
-  kmk_eventlog *lg = kmk_eventlog_open(NULL, err, sizeof err);
-  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
-  kmk_room_opts o = {.loop = &l2, .config = &c2, .log = lg, .persona_paths = personas,
-                     .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .no_watch = 1};
-  kmk_room *r = kmk_room_new(&o, err, sizeof err);
-  CHECK(r == NULL);
-  CHECK(strstr(err, "KMK_ROOM_TOKEN") != NULL);
-  kmk_room_free(r);
-  CHECK_EQ_INT(uv_loop_close(&l2), 0);
-  kmk_eventlog_close(lg);
-  kmk_config_free(&c2);
+  const char *lan[] = {"KMK_ROOM_BIND", "0.0.0.0", NULL};
+  room_refused(lan, "KMK_ROOM_TOKEN");
 }
 
 /* ---------------------------------------------------------------- a page that stops reading */
@@ -931,31 +941,6 @@ static int g_http_closed;
 static void http_closed(void *ud) { *(int *)ud = 1; }
 static int p_http_closed(void) { return g_http_closed; }
 
-/* kmk_room_new with these settings must refuse, naming `want` in its error. */
-static void tls_refused(const char *cert, const char *key, const char *want) {
-  kmk_config c;
-  char err[512] = "";
-  kmk_config_load(&c, NULL, 0, err, sizeof err);
-  if (cert) CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_TLS_CERT", cert, err, sizeof err), 0);
-  if (key) CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_TLS_KEY", key, err, sizeof err), 0);
-  CHECK_EQ_INT(kmk_config_set(&c, "KMK_ROOM_PORT", "0", err, sizeof err), 0);
-  uv_loop_t l;
-  uv_loop_init(&l);
-  kmk_eventlog *lg = kmk_eventlog_open(NULL, err, sizeof err);
-  const char *personas[] = {KMK_SOURCE_DIR "/personas/kameko.lua"};
-  kmk_room_opts o = {.loop = &l, .config = &c, .log = lg, .persona_paths = personas,
-                     .n_personas = 1, .scripts_dir = KMK_SOURCE_DIR "/scripts", .no_watch = 1};
-  kmk_room *r = kmk_room_new(&o, err, sizeof err);
-  CHECK(r == NULL);
-  CHECK(strstr(err, want) != NULL);
-  if (!strstr(err, want)) fprintf(stderr, "tls error: %s\n", err);
-  kmk_room_free(r);
-  uv_run(&l, UV_RUN_DEFAULT);
-  CHECK_EQ_INT(uv_loop_close(&l), 0);
-  kmk_eventlog_close(lg);
-  kmk_config_free(&c);
-}
-
 static void test_tls(void) {
   char dir[] = "/tmp/kmk_room_tls_XXXXXX", cert[200], key[200], missing[200];
   CHECK(mkdtemp(dir) != NULL);
@@ -963,9 +948,12 @@ static void test_tls(void) {
   snprintf(key, sizeof key, "%s/key.pem", dir);
   snprintf(missing, sizeof missing, "%s/none.pem", dir);
   CHECK_EQ_INT(make_cert(cert, key), 0);
-  tls_refused(cert, NULL, "KMK_ROOM_TLS_KEY");
-  tls_refused(missing, key, "cannot read");
-  tls_refused(cert, cert, "cannot listen"); /* a certificate is no private key */
+  const char *half[] = {"KMK_ROOM_TLS_CERT", cert, NULL};
+  const char *unreadable[] = {"KMK_ROOM_TLS_CERT", missing, "KMK_ROOM_TLS_KEY", key, NULL};
+  const char *no_key[] = {"KMK_ROOM_TLS_CERT", cert, "KMK_ROOM_TLS_KEY", cert, "KMK_ROOM_PORT", "0", NULL};
+  room_refused(half, "KMK_ROOM_TLS_KEY");
+  room_refused(unreadable, "cannot read");
+  room_refused(no_key, "cannot listen"); /* a certificate is no private key */
   tls_cert = cert;
   tls_key = key;
   if (setup(NULL, NULL) == 0) {
