@@ -317,8 +317,12 @@ static ps_decoder_t *lm_decoder(kmk_stt_sphinx *s, unsigned gen, const variants 
     char *mnames[2] = {"en", "names"};
     float32 weights[2] = {1.0f - share, share};
     set = ngram_model_set_init(ps_get_config(ps), models, mnames, weights, 2);
+    if (set) { /* the set holds its own references to both models */
+      ngram_model_free(en);
+      ngram_model_free(names);
+    }
   }
-  if (set) { /* the set owns both models now */
+  if (set) {
     ok = ps_set_lm(ps, "_default", set) >= 0 && ps_set_search(ps, "_default") >= 0;
     ngram_model_free(set); /* the search holds its own reference */
   } else {
