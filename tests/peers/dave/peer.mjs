@@ -28,59 +28,19 @@
 import { DAVESession, ProposalsOperationType, MediaType } from '@snazzah/davey';
 import crypto from 'node:crypto';
 import readline from 'node:readline';
+import mls from '../common/mls_gateway.cjs';
 
 const CHANNEL = '1234567890123456789';
 const USERS = { a: '1001', b: '1002', c: '1003' };
 
-// ---- TLS presentation language (RFC 9420 section 2.1) ----
-function varint(n) {
-  if (n < 0x40) return Buffer.from([n]);
-  if (n < 0x4000) return Buffer.from([0x40 | (n >> 8), n & 0xff]);
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE((0x80000000 | n) >>> 0);
-  return b;
-}
-const vec = (b) => Buffer.concat([varint(b.length), b]);
+// ---- MLS encoders and the gateway as external sender 0 (shared with the Discord peer) ----
+const { vec, u8, u16, ExternalSender } = mls;
 let seq = 0;
 const gw = (op, payload) => { const h = Buffer.alloc(3); h.writeUInt16BE(++seq); h[2] = op; return Buffer.concat([h, payload]); };
-const u8 = (n) => Buffer.from([n]);
-const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
-const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
-const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
-
-// ---- the gateway's external sender ----
-const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const jwk = publicKey.export({ format: 'jwk' });
-const extPub = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-// ExternalSender { signature_key<V>; Credential credential (basic, identity<V>) }
-const externalSenderPackage = Buffer.concat([vec(extPub), u16(1), vec(u64(0))]);
-
-function signWithLabel(label, content) {
-  const signContent = Buffer.concat([vec(Buffer.from('MLS 1.0 ' + label)), vec(content)]);
-  return crypto.sign('sha256', signContent, { key: privateKey, dsaEncoding: 'der' });
-}
-
-// External Add proposal as an MLSMessage(PublicMessage), sender external index 0, epoch `epoch`.
-function externalAdd(keyPackage, epoch) {
-  return externalProposal(Buffer.concat([u16(1), keyPackage]), epoch);
-}
-function externalRemove(leaf, epoch) {
-  return externalProposal(Buffer.concat([u16(3), u32(leaf)]), epoch);
-}
-function externalProposal(proposal, epoch) {
-  const groupId = u64(CHANNEL);
-  const framedContent = Buffer.concat([
-    vec(groupId), u64(epoch),
-    u8(2), u32(0),          // sender: external, sender_index 0
-    vec(Buffer.alloc(0)),   // authenticated_data
-    u8(2),                  // content_type: proposal
-    proposal,
-  ]);
-  // FramedContentTBS: version, wire_format, content (no GroupContext for external senders)
-  const tbs = Buffer.concat([u16(1), u16(1), framedContent]);
-  const signature = signWithLabel('FramedContentTBS', tbs);
-  return Buffer.concat([u16(1), u16(1), framedContent, vec(signature)]);
-}
+const gateway = new ExternalSender(CHANNEL);
+const externalSenderPackage = gateway.package;
+const externalAdd = (keyPackage, epoch) => gateway.add(keyPackage, epoch);
+const externalRemove = (leaf, epoch) => gateway.remove(leaf, epoch);
 
 // ---- line I/O with the C client ----
 const rl = readline.createInterface({ input: process.stdin });

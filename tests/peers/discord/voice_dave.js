@@ -1,24 +1,11 @@
 'use strict';
-// voice_dave.js - the voice gateway's DAVE part for voice.js: the MLS external sender (a P-256
-// key; op 25 package; external Add proposals signed with SignWithLabel over FramedContentTBS, no
-// membership tag) and the peer's users as @snazzah/davey sessions that join the bot's group by
-// its Welcome, encrypt their Opus frames and decrypt the bot's. davey cannot play the gateway, so
-// this file does (see shared/PROTOCOLS.md, DAVE).
-const crypto = require('node:crypto');
+// voice_dave.js - the voice gateway's DAVE part for voice.js: the MLS external sender
+// (../common/mls_gateway.cjs: op 25 package, external Add proposals) and the peer's users as
+// @snazzah/davey sessions that join the bot's group by its Welcome, encrypt their Opus frames and
+// decrypt the bot's. davey cannot play the gateway, so the peer does (see shared/PROTOCOLS.md).
 const { DAVESession, MediaType } = require('@snazzah/davey');
 
-function varint(n) {
-  if (n < 0x40) return Buffer.from([n]);
-  if (n < 0x4000) return Buffer.from([0x40 | (n >> 8), n & 0xff]);
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE((0x80000000 | n) >>> 0);
-  return b;
-}
-const vec = (b) => Buffer.concat([varint(b.length), b]);
-const u8 = (n) => Buffer.from([n]);
-const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };
-const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
-const u64 = (n) => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b; };
+const { vec, u8, u16, ExternalSender } = require('../common/mls_gateway.cjs');
 
 const SILENCE = Buffer.from([0xf8, 0xff, 0xfe]);
 
@@ -26,12 +13,8 @@ class DaveGateway {
   constructor(channelId, botId) {
     this.channelId = channelId;
     this.botId = botId;
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    this.key = privateKey;
-    const jwk = publicKey.export({ format: 'jwk' });
-    const pub = Buffer.concat([u8(4), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-    // ExternalSender { signature_key<V>; Credential (basic = 1, identity<V> = u64 0) }
-    this.externalSender = Buffer.concat([vec(pub), u16(1), vec(u64(0))]);
+    this.sender = new ExternalSender(channelId);
+    this.externalSender = this.sender.package; // op 25
     this.users = new Map(); // id -> DAVESession
     this.kps = new Map();   // id -> its key package (sent in the Add proposal)
     this.transition = 0;
@@ -47,26 +30,9 @@ class DaveGateway {
     return s;
   }
 
-  sign(label, content) {
-    const sc = Buffer.concat([vec(Buffer.from('MLS 1.0 ' + label)), vec(content)]);
-    return crypto.sign('sha256', sc, { key: this.key, dsaEncoding: 'der' });
-  }
-
-  proposal(body, epoch) {
-    const framed = Buffer.concat([
-      vec(u64(this.channelId)), u64(epoch),
-      u8(2), u32(0),        // sender: external, index 0
-      vec(Buffer.alloc(0)), // authenticated_data
-      u8(2),                // content_type: proposal
-      body,
-    ]);
-    const tbs = Buffer.concat([u16(1), u16(1), framed]); // version, wire_format public_message
-    return Buffer.concat([u16(1), u16(1), framed, vec(this.sign('FramedContentTBS', tbs))]);
-  }
-
   // op 27 payload: append Adds for these key packages at `epoch`
   addProposals(keyPackages, epoch) {
-    const list = Buffer.concat(keyPackages.map((kp) => this.proposal(Buffer.concat([u16(1), kp]), epoch)));
+    const list = Buffer.concat(keyPackages.map((kp) => this.sender.add(kp, epoch)));
     return Buffer.concat([u8(0), vec(list)]);
   }
 
