@@ -489,30 +489,40 @@ static int early_run(kmk_agent *a, uv_loop_t *loop, kmk_eventlog *log, const cha
 
 static int g_early_port;
 
-/* An agent with one Teller-like persona (name, policy line) against the slow LLM peer (and Groq
-   there too when groq): output in tmpdir/sub (out), its log and config for agent_end. */
-static kmk_agent *slow_llm_agent(const char *sub, const char *name, const char *policy, int groq,
-                                 uv_loop_t *loop, kmk_eventlog **log, kmk_config *cfg, char *out,
-                                 size_t outlen) {
-  char path[600], err[1024], url[200], lua[400];
+/* An agent with this persona against the slow peer: its LLM when llm, its Groq when groq. Output
+   in tmpdir/sub (out); log and config for agent_end. */
+static kmk_agent *slow_peer_agent(const char *sub, const char *persona_path, int llm, int groq,
+                                  uv_loop_t *loop, kmk_eventlog **log, kmk_config *cfg, char *out,
+                                  size_t outlen) {
+  char path[600], err[1024], url[200];
   snprintf(out, outlen, "%s/%s", tmpdir, sub);
   mkdir(out, 0755);
   snprintf(path, sizeof path, "%s/events.jsonl", out);
-  snprintf(lua, sizeof lua, "%s/%s.lua", tmpdir, sub);
-  CHECK_EQ_INT(write_teller(lua, name, policy), 0);
   *log = kmk_eventlog_open(path, err, sizeof err);
   CHECK(*log != NULL);
   kmk_config_load(cfg, NULL, 0, err, sizeof err);
-  kmk_config_set(cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
   snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
-  CHECK_EQ_INT(kmk_config_set(cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  if (llm) {
+    kmk_config_set(cfg, "LLM_API_KEY", LLM_KEY, err, sizeof err);
+    CHECK_EQ_INT(kmk_config_set(cfg, "LLM_BASE_URL", url, err, sizeof err), 0);
+  }
   if (groq) {
     kmk_config_set(cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
     kmk_config_set(cfg, "GROQ_BASE_URL", url, err, sizeof err);
   }
-  kmk_agent *a = agent_start(loop, *log, cfg, lua, err, sizeof err);
+  kmk_agent *a = agent_start(loop, *log, cfg, persona_path, err, sizeof err);
   CHECK(a != NULL);
   return a;
+}
+
+/* The same with one Teller-like persona (name, policy line) and the slow LLM. */
+static kmk_agent *slow_llm_agent(const char *sub, const char *name, const char *policy, int groq,
+                                 uv_loop_t *loop, kmk_eventlog **log, kmk_config *cfg, char *out,
+                                 size_t outlen) {
+  char lua[400];
+  snprintf(lua, sizeof lua, "%s/%s.lua", tmpdir, sub);
+  CHECK_EQ_INT(write_teller(lua, name, policy), 0);
+  return slow_peer_agent(sub, lua, 1, groq, loop, log, cfg, out, outlen);
 }
 
 static void test_early_speech(void) {
@@ -630,6 +640,14 @@ static void push_audio(kmk_agent *a, kmk_speaker *sp, uv_loop_t *loop, const pbu
   for (int i = 0; i < 200 && kmk_agent_jobs_pending(a); i++) run_for(loop, 10);
 }
 
+/* The speaker leaves, the agent is freed (agent_end) and the events it wrote are loaded. */
+static void leave_and_load(kmk_agent *a, kmk_speaker *sp, uv_loop_t *loop, kmk_config *cfg,
+                           kmk_eventlog *log, const char *out, pevents *e) {
+  kmk_agent_speaker_leave(a, sp);
+  agent_end(a, loop, cfg, log);
+  pevents_load(out, e);
+}
+
 static void test_speculative_stt(void) {
   char out[400];
   uv_loop_t loop;
@@ -652,10 +670,8 @@ static void test_speculative_stt(void) {
   pbuf_silence(&b, 1.5);
   push_audio(a, bob, &loop, &b);
   free(b.pcm);
-  kmk_agent_speaker_leave(a, bob);
-  agent_end(a, &loop, &cfg, log);
   pevents e;
-  pevents_load(out, &e);
+  leave_and_load(a, bob, &loop, &cfg, log, out, &e);
   /* turn 1: reused */
   int end1 = pfind(&e, 0, "speech_end", "bob"), tr1 = pfind(&e, 0, "transcript", "bob");
   int re1 = pfind(&e, 0, "stt_speculative", "bob");
@@ -689,19 +705,11 @@ static void test_speculative_stt(void) {
 /* The language hint learned: Kameko speaks ru and en (no single room language), so bob's first
    two utterances go without a hint; both detected English, so the third carries "en". */
 static void test_lang_learned(void) {
-  char out[400], path[600], err[1024], url[200];
-  snprintf(out, sizeof out, "%s/lang", tmpdir);
-  mkdir(out, 0755);
-  snprintf(path, sizeof path, "%s/events.jsonl", out);
-  kmk_eventlog *log = kmk_eventlog_open(path, err, sizeof err);
-  kmk_config cfg;
-  kmk_config_load(&cfg, NULL, 0, err, sizeof err);
-  kmk_config_set(&cfg, "GROQ_API_KEY", GROQ_KEY, err, sizeof err);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/v1", g_early_port);
-  kmk_config_set(&cfg, "GROQ_BASE_URL", url, err, sizeof err);
+  char out[400];
   uv_loop_t loop;
-  kmk_agent *a = agent_start(&loop, log, &cfg, persona, err, sizeof err);
-  CHECK(a != NULL);
+  kmk_eventlog *log;
+  kmk_config cfg;
+  kmk_agent *a = slow_peer_agent("lang", persona, 0, 1, &loop, &log, &cfg, out, sizeof out);
   if (!a) return;
   kmk_agent_set_muted(a, 1);
   kmk_speaker *bob = kmk_agent_speaker_join(a, "bob", 0);
@@ -712,10 +720,8 @@ static void test_lang_learned(void) {
     push_audio(a, bob, &loop, &b);
   }
   free(b.pcm);
-  kmk_agent_speaker_leave(a, bob);
-  agent_end(a, &loop, &cfg, log);
   pevents e;
-  pevents_load(out, &e);
+  leave_and_load(a, bob, &loop, &cfg, log, out, &e);
   int t1 = pfind(&e, 0, "transcript", "bob"), t2 = pfind(&e, t1 + 1, "transcript", "bob");
   int t3 = pfind(&e, t2 + 1, "transcript", "bob"), sl = pfind(&e, 0, "speaker_lang", "bob");
   CHECK(t1 >= 0 && t2 > t1 && t3 > t2);

@@ -317,6 +317,16 @@ static void check_utterance(const cJSON *u, const char *what, int pacing) {
   CHECK(pnum(u, "within10") >= 0.6);
 }
 
+/* Starts the peer and waits until it listens: the record index, or -1 (a failed check; the peer
+   stopped). */
+static int peer_listening(peer *p, const char *modes, const char *dave_users) {
+  CHECK(peer_start(p, modes, dave_users) == 0);
+  int li = peer_wait(p, "listening", 0, 20);
+  CHECK(li >= 0);
+  if (li < 0) peer_stop(p);
+  return li;
+}
+
 static void test_conversation(void) {
   if (!have_peer()) {
     printf("skipped: no tests/peers/discord/node_modules (run tools/peers.sh)\n");
@@ -329,13 +339,8 @@ static void test_conversation(void) {
   CHECK(write_packets(bob, "kal16", BOB_LINE) == 0);
 
   peer p;
-  CHECK(peer_start(&p, "aes,xchacha", NULL) == 0);
-  int li = peer_wait(&p, "listening", 0, 20);
-  CHECK(li >= 0);
-  if (li < 0) {
-    peer_stop(&p);
-    return;
-  }
+  int li = peer_listening(&p, "aes,xchacha", NULL);
+  if (li < 0) return;
   agent_env env;
   CHECK(agent_start(&env) == 0);
   kmk_dvoice *v = dvoice_start(&p, li, env.agent, 0);
@@ -495,13 +500,8 @@ static void test_xchacha_only(void) {
   char alice[400], cmd[1024];
   snprintf(alice, sizeof alice, "%s/alice.pkt", tmpdir);
   peer p;
-  CHECK(peer_start(&p, "xchacha", NULL) == 0);
-  int li = peer_wait(&p, "listening", 0, 20);
-  CHECK(li >= 0);
-  if (li < 0) {
-    peer_stop(&p);
-    return;
-  }
+  int li = peer_listening(&p, "xchacha", NULL);
+  if (li < 0) return;
   g_state = KMK_DVOICE_CONNECTING;
   kmk_dvoice *v = dvoice_start(&p, li, NULL, 0);
   run_until_state(KMK_DVOICE_READY, 20);
@@ -561,13 +561,8 @@ static void test_dave_conversation(void) {
   char bob[400], cmd[1024];
   snprintf(bob, sizeof bob, "%s/bob.pkt", tmpdir);
   peer p;
-  CHECK(peer_start(&p, "aes,xchacha", ALICE_ID "," BOB_ID) == 0);
-  int li = peer_wait(&p, "listening", 0, 20);
-  CHECK(li >= 0);
-  if (li < 0) {
-    peer_stop(&p);
-    return;
-  }
+  int li = peer_listening(&p, "aes,xchacha", ALICE_ID "," BOB_ID);
+  if (li < 0) return;
   agent_env env;
   CHECK(agent_start(&env) == 0);
   g_state = KMK_DVOICE_CONNECTING;

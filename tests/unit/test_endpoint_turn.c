@@ -17,11 +17,11 @@ typedef struct {
   int n;
 } evs;
 
-/* Feeds `ms` of speech (sp = 1) or silence, frame by frame, recording events. */
-static void feed(kmk_endpoint *ep, int sp, int ms, int *fidx, evs *e) {
+/* Feeds `ms` of frames with this VAD result (is_speech, score), recording events. */
+static void feed_vr(kmk_endpoint *ep, int sp, float score, int ms, int *fidx, evs *e) {
   int16_t fr[F];
   memset(fr, 0, sizeof fr);
-  kmk_vad_result r = {sp, sp ? 1.0f : 0.0f, 0};
+  kmk_vad_result r = {sp, score, 0};
   for (int k = 0; k < ms / 10; k++) {
     kmk_endpoint_event ev;
     int rc = kmk_endpoint_process(ep, fr, &r, &ev);
@@ -36,23 +36,14 @@ static void feed(kmk_endpoint *ep, int sp, int ms, int *fidx, evs *e) {
   }
 }
 
+/* Feeds `ms` of speech (sp = 1) or silence. */
+static void feed(kmk_endpoint *ep, int sp, int ms, int *fidx, evs *e) {
+  feed_vr(ep, sp, sp ? 1.0f : 0.0f, ms, fidx, e);
+}
+
 /* Feeds `ms` of non-speech frames that the VAD nevertheless scores `score`. */
 static void feed_scored(kmk_endpoint *ep, float score, int ms, int *fidx, evs *e) {
-  int16_t fr[F];
-  memset(fr, 0, sizeof fr);
-  kmk_vad_result r = {0, score, 0};
-  for (int k = 0; k < ms / 10; k++) {
-    kmk_endpoint_event ev;
-    int rc = kmk_endpoint_process(ep, fr, &r, &ev);
-    CHECK(rc >= 0);
-    if (rc == 1 && e->n < 64) {
-      e->type[e->n] = ev.type;
-      e->frame[e->n] = *fidx;
-      e->len[e->n] = ev.length;
-      e->n++;
-    }
-    (*fidx)++;
-  }
+  feed_vr(ep, 0, score, ms, fidx, e);
 }
 
 static void test_defaults_unchanged(void) {

@@ -14,6 +14,7 @@
 #include "kameko/out.h"
 #include "kameko/rtp.h"
 #include "kameko/speech.h"
+#include "test_stt_synth.h" /* pcmbuf, pb_chunk */
 
 static const uint8_t KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -165,24 +166,6 @@ static void test_ipdisc(void) {
 
 /* ---- FEC vs PLC ---------------------------------------------------------------------------- */
 
-typedef struct {
-  int16_t *pcm;
-  size_t n, cap;
-  int rate;
-} pcm_buf;
-
-static int on_pcm(void *ud, const int16_t *pcm, size_t n, int rate) {
-  pcm_buf *b = ud;
-  if (b->n + n > b->cap) {
-    b->cap = (b->n + n) * 2;
-    b->pcm = realloc(b->pcm, b->cap * sizeof *b->pcm);
-  }
-  memcpy(b->pcm + b->n, pcm, n * sizeof *pcm);
-  b->n += n;
-  b->rate = rate;
-  return 0;
-}
-
 #define FEC_MAX_PKTS 400
 static uint8_t g_pkt[FEC_MAX_PKTS][KMK_OPUS_MAX_PACKET];
 static int g_len[FEC_MAX_PKTS];
@@ -201,12 +184,12 @@ static double frame_snr(const int16_t *ref, const int16_t *got) {
 static void test_fec_beats_plc(void) {
   /* speech from flite, through the engine's encoder (what the Discord send path uses: 48 kHz
      stereo, VOIP, in-band FEC on, expected loss 10%) */
-  pcm_buf sp = {0};
+  pcmbuf sp = {0};
   atomic_int cancel = 0;
   char err[256];
   kmk_tts_voice v = {.voice = "slt"};
   CHECK_EQ_INT(kmk_tts_flite_synth("hello bob, did you see the game last night? it was great",
-                                   &v, on_pcm, &sp, &cancel, err, sizeof err), 0);
+                                   &v, pb_chunk, &sp, &cancel, err, sizeof err), 0);
   CHECK(sp.n > 16000);
   kmk_audio_out *o = kmk_audio_out_new(0, 0, err, sizeof err);
   CHECK(o != NULL);

@@ -18,7 +18,7 @@ typedef struct {
   int rate;
 } pcmbuf;
 
-static void pb_append(pcmbuf *b, const int16_t *pcm, size_t n) {
+static inline void pb_append(pcmbuf *b, const int16_t *pcm, size_t n) {
   if (b->n + n > b->cap) {
     b->cap = (b->n + n) * 2 + 16000;
     b->pcm = realloc(b->pcm, b->cap * sizeof *b->pcm);
@@ -28,7 +28,7 @@ static void pb_append(pcmbuf *b, const int16_t *pcm, size_t n) {
   b->n += n;
 }
 
-static int pb_chunk(void *ud, const int16_t *pcm, size_t n, int rate) {
+static inline int pb_chunk(void *ud, const int16_t *pcm, size_t n, int rate) {
   pcmbuf *b = ud;
   b->rate = rate;
   pb_append(b, pcm, n);
@@ -36,7 +36,7 @@ static int pb_chunk(void *ud, const int16_t *pcm, size_t n, int rate) {
 }
 
 /* engine: "flite" or "espeak". Returns 16 kHz PCM (caller frees b.pcm), or b.n == 0 on failure. */
-static pcmbuf synth16k(const char *engine, const char *voice, const char *text) {
+static inline pcmbuf synth16k(const char *engine, const char *voice, const char *text) {
   pcmbuf raw = {0}, out = {0};
   kmk_tts_voice v = {voice, 0, 0};
   int rc = !strcmp(engine, "flite")
