@@ -452,8 +452,8 @@ static void free_handle(uv_handle_t *h) { free(h); }
 /* The recognizer learns every persona's name and wake words: at start, on a cast change and on a
    reload that changed them. Teaching takes ~0.5 s (pocketsphinx rebuilds its search), so it runs
    as a job on the STT worker, in order between utterances (the recognizer is only ever used on
-   that thread), from the first teaching at start on. Each teaching builds fresh decoders
-   (~0.5 s), so an unchanged set is not taught again. */
+   that thread); only at start, before the worker exists, is it done in place. Each teaching adds
+   dictionary entries for good, so an unchanged set is not taught again. */
 typedef struct {
   kmk_job base;
   kmk_agent *a;
@@ -507,6 +507,12 @@ void ag_teach_names(kmk_agent *a) {
   }
   if (h == a->keywords_hash) {
     free(t);
+    return;
+  }
+  if (!a->stt_worker) { /* at start */
+    teach_run(&t->base);
+    a->keywords_hash = t->rc < 0 ? 0 : h;
+    teach_done(&t->base, 0);
     return;
   }
   t->base.run = teach_run;
@@ -571,6 +577,7 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
   memset(&so, 0, sizeof so);
   a->stt = kmk_stt_sphinx_new(&so, err, errlen);
   if (!a->stt) goto fail;
+  ag_teach_names(a);
   a->out = kmk_audio_out_new(0, 0, err, errlen);
   a->evq = kmk_evq_new(o->loop, EVQ_CAPACITY);
   if (!a->out || !a->evq) {
@@ -584,7 +591,6 @@ kmk_agent *kmk_agent_new(const kmk_agent_opts *o, char *err, size_t errlen) {
     snprintf(err, errlen, "cannot start worker threads");
     goto fail;
   }
-  ag_teach_names(a); /* on the STT worker, ahead of the first utterance */
   a->state = BOT_LISTENING;
   return a;
 fail:
