@@ -14,6 +14,7 @@
  *    10th percentile (real recordings have their own room noise); gaps <= 100 ms are closed
  *    (stop closures) and islands < 30 ms dropped. Clips are trimmed to their labelled extent and
  *    split at internal silences > 450 ms (so a reader's long breath becomes two sentences).
+ *    Each recording file is first scaled to one active level (ve_add_clips).
  *  - per-speaker tracks: one voice per track, a random level (active RMS 600..4000), turns of 1-3
  *    clips with 150-450 ms hesitation pauses between them and 0.8-3 s gaps between turns.
  *  - conditions (one set of tracks each, different seeds): clean; white noise 20 dB and 5 dB SNR;
@@ -227,13 +228,26 @@ static void ve_label(const float *x, size_t n, uint8_t *lab) {
   free(s);
 }
 
+static double ve_active_power(const float *x, const uint8_t *lab, size_t n);
+
 /* Cuts the labelled signal into clips at silences > 45 frames; each clip is trimmed to its
- * labelled extent. */
-static void ve_add_clips(ve_voice *v, const float *x, size_t n) {
+ * labelled extent. norm = 1 (recordings): the whole file is first scaled to one active level, so
+ * a track made of several recordings plays as one stream at one microphone level. The sentences
+ * keep their natural level differences inside each recording; the files themselves (different
+ * sessions and readers) differ by up to 15 dB in active level (cards/004 vs goforward.raw), a
+ * jump no single Discord or room stream makes between two sentences. */
+static void ve_add_clips(ve_voice *v, const float *x, size_t n, int norm) {
   size_t nf = n / VE_F;
   if (nf < 10) return;
   uint8_t *lab = malloc(nf);
   ve_label(x, nf * VE_F, lab);
+  float *xs = NULL;
+  if (norm) {
+    double g = 0.1 / sqrt(ve_active_power(x, lab, nf * VE_F) + 1e-12);
+    xs = malloc(n * sizeof *xs);
+    for (size_t i = 0; i < n; i++) xs[i] = (float)(x[i] * g);
+    x = xs;
+  }
   size_t f = 0;
   while (f < nf) {
     while (f < nf && !lab[f]) f++;
@@ -261,6 +275,7 @@ static void ve_add_clips(ve_voice *v, const float *x, size_t n) {
     memcpy(c->lab, lab + a, b - a);
   }
   free(lab);
+  free(xs);
 }
 
 static ve_voice VOICES[] = {
@@ -281,14 +296,14 @@ static void ve_load_file(ve_voice *v, const char *path, int raw) {
     size_t k;
     while ((k = fread(tmp, 2, 4096, fp)) > 0) ve_push(&b, tmp, k);
     fclose(fp);
-    ve_add_clips(v, b.x, b.n);
+    ve_add_clips(v, b.x, b.n, 1);
     free(b.x);
     return;
   }
   kmk_wav w;
   char err[256];
   if (kmk_wav_read(path, &w, err, sizeof err) < 0) return;
-  if (w.rate == 16000 && w.channels == 1) ve_add_clips(v, w.samples, w.frames);
+  if (w.rate == 16000 && w.channels == 1) ve_add_clips(v, w.samples, w.frames, 1);
   kmk_wav_free(&w);
 }
 
@@ -336,7 +351,7 @@ static int ve_build_pool(uint64_t seed) {
         if (n > 0) ve_push(&b, o, (size_t)n);
         kmk_resampler_free(c.rs);
       }
-      if (rc == 0) ve_add_clips(v, b.x, b.n);
+      if (rc == 0) ve_add_clips(v, b.x, b.n, 0);
       free(b.x);
     }
   }
