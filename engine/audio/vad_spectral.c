@@ -12,8 +12,11 @@
  *     mains fundamental, DC, rumble) are ignored.
  *  2. Noise floor per band N[b]: while the detector says "no speech" it follows the band power
  *     (NOISE_DOWN toward lower, NOISE_UP toward higher power, at most +0.5 dB per frame so a
- *     click's tail barely moves it); during speech it may only fall, or creep up by 1 dB/s so a
- *     noise that turns on and stays cannot lock the detector. Stationary tones (mains hum
+ *     click's tail barely moves it); during speech it may only fall, and only on a band at least
+ *     1.5 dB under it (NOISE_FALL_SPEECH: otherwise a noise band's ordinary dips ratchet the floor
+ *     down over a long utterance, and the noise after it reads as a few dB of SNR that keeps the
+ *     segment alive for up to 300 ms), or creep up by 1 dB/s so a noise that turns on and stays
+ *     cannot lock the detector. Stationary tones (mains hum
  *     harmonics, fan whine) sit in the floor of their band and cancel out of step 3.
  *  3. Spectral SNR: snr = mean of the TOPK (5) largest band SNRs, each clamp(10 log10(E/N), 0, 30)
  *     dB. Speech lifts several formant bands by tens of dB even at 5 dB broadband SNR; stationary
@@ -60,6 +63,7 @@
 #define NOISE_UP 0.05f    /* per frame toward a higher band power, no speech (~0.2 s) */
 #define NOISE_MAX_RISE 1.122f /* at most +0.5 dB per frame (a click's tail barely moves it) */
 #define NOISE_CREEP 1.0023f /* per frame while speech: +1 dB/s */
+#define NOISE_FALL_SPEECH 0.7f /* while speech the floor falls only on a band >= 1.5 dB under it */
 #define FLOOR_PER_BIN 6000.0f /* = 8^2 * sum(hann^2) (96): white noise of RMS 8 */
 #define SNR_CAP 30.0f
 #define TOPK 5
@@ -276,8 +280,8 @@ static int spectral_process(void *state, const int16_t *frame, kmk_vad_result *o
         n += (e < n ? NOISE_DOWN : NOISE_UP) * (e - n);
         if (n > s->noise[b] * NOISE_MAX_RISE) n = s->noise[b] * NOISE_MAX_RISE;
       }
-      else if (e < n) n += NOISE_DOWN * (e - n);
-      else n *= NOISE_CREEP;
+      else if (e < n * NOISE_FALL_SPEECH) n += NOISE_DOWN * (e - n);
+      else if (e >= n) n *= NOISE_CREEP;
       s->noise[b] = n;
     }
 
