@@ -241,13 +241,7 @@ static void ve_add_clips(ve_voice *v, const float *x, size_t n, int norm) {
   if (nf < 10) return;
   uint8_t *lab = malloc(nf);
   ve_label(x, nf * VE_F, lab);
-  float *xs = NULL;
-  if (norm) {
-    double g = 0.1 / sqrt(ve_active_power(x, lab, nf * VE_F) + 1e-12);
-    xs = malloc(n * sizeof *xs);
-    for (size_t i = 0; i < n; i++) xs[i] = (float)(x[i] * g);
-    x = xs;
-  }
+  const double gain = norm ? 0.1 / sqrt(ve_active_power(x, lab, nf * VE_F) + 1e-12) : 1.0;
   size_t f = 0;
   while (f < nf) {
     while (f < nf && !lab[f]) f++;
@@ -270,12 +264,11 @@ static void ve_add_clips(ve_voice *v, const float *x, size_t n, int norm) {
     ve_clip *c = &v->clips[v->n++];
     c->n = (b - a) * VE_F;
     c->x = malloc(c->n * sizeof *c->x);
-    memcpy(c->x, x + a * VE_F, c->n * sizeof *c->x);
+    for (size_t i = 0; i < c->n; i++) c->x[i] = (float)(x[a * VE_F + i] * gain);
     c->lab = malloc(b - a);
     memcpy(c->lab, lab + a, b - a);
   }
   free(lab);
-  free(xs);
 }
 
 static ve_voice VOICES[] = {

@@ -16,8 +16,8 @@
  *     1.5 dB under it (NOISE_FALL_SPEECH: otherwise a noise band's ordinary dips ratchet the floor
  *     down over a long utterance, and the noise after it reads as a few dB of SNR that keeps the
  *     segment alive for up to 300 ms), or creep up by 1 dB/s so a noise that turns on and stays
- *     cannot lock the detector. Stationary tones (mains hum
- *     harmonics, fan whine) sit in the floor of their band and cancel out of step 3.
+ *     cannot lock the detector. Stationary tones (mains hum harmonics, fan whine) sit in the
+ *     floor of their band and cancel out of step 3.
  *  3. Spectral SNR: snr = mean of the TOPK (5) largest band SNRs, each clamp(10 log10(E/N), 0, 30)
  *     dB. Speech lifts several formant bands by tens of dB even at 5 dB broadband SNR; stationary
  *     white/pink/brown noise lifts none once the floor has adapted (noise-only snr is ~2-3 dB).
