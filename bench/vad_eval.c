@@ -228,7 +228,17 @@ static void ve_label(const float *x, size_t n, uint8_t *lab) {
   free(s);
 }
 
-static double ve_active_power(const float *x, const uint8_t *lab, size_t n);
+/* Mean power of the labelled frames of x (n samples). */
+static double ve_active_power(const float *x, const uint8_t *lab, size_t n) {
+  double a = 0;
+  size_t k = 0;
+  for (size_t f = 0; f < n / VE_F; f++)
+    if (lab[f]) {
+      for (int i = 0; i < VE_F; i++) a += (double)x[f * VE_F + i] * x[f * VE_F + i];
+      k += VE_F;
+    }
+  return k ? a / k : 1e-6;
+}
 
 /* Cuts the labelled signal into clips at silences > 45 frames; each clip is trimmed to its
  * labelled extent. norm = 1 (recordings): the whole file is first scaled to one active level, so
@@ -410,17 +420,6 @@ static size_t ve_layout(ve_rng *r, const ve_voice *v, double secs, double gap_lo
   *to = turns;
   *nto = nt;
   return n;
-}
-
-static double ve_active_power(const float *x, const uint8_t *lab, size_t n) {
-  double a = 0;
-  size_t k = 0;
-  for (size_t f = 0; f < n / VE_F; f++)
-    if (lab[f]) {
-      for (int i = 0; i < VE_F; i++) a += (double)x[f * VE_F + i] * x[f * VE_F + i];
-      k += VE_F;
-    }
-  return k ? a / k : 1e-6;
 }
 
 /* Adds noise of the given colour at `snr_db` below power p: 0 white, 1 pink, 2 brown. */

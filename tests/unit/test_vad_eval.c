@@ -105,7 +105,10 @@ static void test_default_beats_classic_and_presets_order(void) {
  * 5 dB 561 ms (758 before the fix), pink 10 dB 558 ms (619 before). */
 static void test_turn_ends_in_steady_noise(void) {
   ve_corpus full;
-  CHECK_EQ_INT(ve_corpus_build(&full, 24, 1), 0);
+  if (ve_corpus_build(&full, 24, 1) != 0) {
+    CHECK(!"the full corpus cannot be built");
+    return;
+  }
   ve_config cf[8];
   ve_configs(cf);
   ve_score s;
